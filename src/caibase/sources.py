@@ -1,0 +1,97 @@
+"""Public data the project uses, pinned by upstream commit and sha256.
+
+`fetch(name)` returns a local path: from the mirror in `$CAI_DATA_MIRROR` when set (CI points it at
+`../shared/data`), else downloaded once from upstream into `$CAIBASE_CACHE` (default `~/.cache/caibase`).
+Either way the sha256 is checked before the file is used.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from caibase.artifacts import atomic_path, sha256_file
+
+CAI_PAPER_REPO = "anthropics/ConstitutionalHarmlessnessPaper"
+CAI_PAPER_COMMIT = "831f7813dbafab659a526d7452f7adeac464b796"
+HH_RLHF_REPO = "anthropics/hh-rlhf"
+HH_RLHF_COMMIT = "354e5c3cb8960630860dd5774a6ac2a58313bf4d"
+
+
+@dataclass(frozen=True)
+class Source:
+    repo: str | None
+    commit: str | None
+    upstream_path: str | None
+    sha256: str
+
+    @property
+    def url(self) -> str | None:
+        if self.repo is None:
+            return None
+        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.upstream_path}"
+
+
+def _paper(path: str, sha256: str) -> Source:
+    return Source(CAI_PAPER_REPO, CAI_PAPER_COMMIT, path, sha256)
+
+
+SOURCES: dict[str, Source] = {
+    "cai-paper/prompts/CritiqueRevisionInstructions.json": _paper(
+        "prompts/CritiqueRevisionInstructions.json", "a55071cbef36e2a944e8e4f3612eb6afaaa63b5d56e7e8c14732cedc864b4045"),
+    "cai-paper/prompts/CritiqueRevisionFewShotPrompts.json": _paper(
+        "prompts/CritiqueRevisionFewShotPrompts.json", "cb8082c963af77b3e2713f1dc37adff01962b21ebb5f92d37877d559dfeb1085"),
+    "cai-paper/prompts/RLMadisonInstructions.json": _paper(
+        "prompts/RLMadisonInstructions.json", "aeadbe39725a89dc8d2fb0ed54f0a646a777dacd9b938175cb7b420fbd59930a"),
+    "cai-paper/prompts/RLMadisonFewShotPrompts.json": _paper(
+        "prompts/RLMadisonFewShotPrompts.json", "f1fdce27f1b4693a172aa4249e097b3a3beadcbc5c0b58d720d716a6d4999d74"),
+    "cai-paper/prompts/RLMadisonPrecogFewShotPrompts.json": _paper(
+        "prompts/RLMadisonPrecogFewShotPrompts.json", "9417ba076fec230ec2d7573dccacdc5e3cd2c0736cb8930bfb2aba78248dda70"),
+    "cai-paper/evals/438HHHEvaluations.jsonl": _paper(
+        "evals/438HHHEvaluations.jsonl", "d1ee180289d3eeeb314ad862344cbd9af07f19c6d52a77524f9a1a21e7373c10"),
+    # A 100-row development sample that exists only in the CI mirror, for fast tests.
+    "cai-paper/evals/438HHHEvaluations-dev100.jsonl": Source(
+        None, None, None, "04ea00464ffe4696baa1c2761ff0c932587b59274c261545da5f2d6eba12ab42"),
+    "hh-rlhf-harmless-base/test.jsonl.gz": Source(
+        HH_RLHF_REPO, HH_RLHF_COMMIT, "harmless-base/test.jsonl.gz",
+        "ebfaaed21162a4de120ae85366075b34425e2a6303fac59b99555002f7016f03"),
+}
+
+
+class SourceError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CAIBASE_CACHE", Path.home() / ".cache" / "caibase"))
+
+
+def fetch(name: str) -> Path:
+    """Local path of a pinned public file, verified by sha256."""
+    if name not in SOURCES:
+        raise SourceError(f"unknown data source {name!r}; known: {sorted(SOURCES)}")
+    source = SOURCES[name]
+    mirror = os.environ.get("CAI_DATA_MIRROR")
+    if mirror:
+        path = Path(mirror) / name
+        if not path.is_file():
+            raise SourceError(f"{name}: not in the mirror CAI_DATA_MIRROR={mirror} (expected {path})")
+    else:
+        if source.url is None:
+            raise SourceError(f"{name} exists only in a mirror; set CAI_DATA_MIRROR")
+        path = cache_dir() / name
+        if not path.is_file():
+            try:
+                with urllib.request.urlopen(source.url, timeout=60) as response, atomic_path(path) as tmp:
+                    tmp.write_bytes(response.read())
+            except OSError as err:
+                raise SourceError(
+                    f"{name}: cannot download {source.url} ({err}); offline machines set CAI_DATA_MIRROR to a "
+                    "directory holding the same files"
+                ) from err
+    actual = sha256_file(path)
+    if actual != source.sha256:
+        raise SourceError(f"{path}: sha256 {actual} does not match the pinned {source.sha256}")
+    return path

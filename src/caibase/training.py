@@ -1,0 +1,92 @@
+"""Training stages: helpful-only SFT (TRL SFTTrainer + LoRA) and DPO (TRL DPOTrainer + LoRA).
+
+DPO trains a fresh LoRA adapter on top of the SFT policy (SFT adapter merged). TRL uses the same model with the
+adapter disabled as the reference, so the reference is exactly the frozen SFT policy and no second copy is held.
+Only adapters are saved; `caibase.models.load_model(model_dir, adapters=[...])` rebuilds any policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+from datasets import Dataset
+from peft import LoraConfig
+
+from caibase.artifacts import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def lora_config(cfg: dict) -> LoraConfig:
+    return LoraConfig(
+        r=cfg["r"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
+        target_modules=list(cfg["target_modules"]), task_type="CAUSAL_LM",
+    )
+
+
+def _common_args(cfg: dict, seed: int, output_dir: Path, device: str) -> dict:
+    return dict(
+        output_dir=str(output_dir),
+        max_steps=cfg["max_steps"],
+        per_device_train_batch_size=cfg["batch_size"],
+        gradient_accumulation_steps=cfg.get("gradient_accumulation_steps", 1),
+        learning_rate=cfg["learning_rate"],
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.get("warmup_steps", 0),
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def _save(trainer, adapter_dir: Path, history_csv: Path) -> None:
+    with atomic_path(adapter_dir, directory=True) as tmp:
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+    with atomic_path(history_csv) as tmp:
+        history = [row for row in trainer.state.log_history if "loss" in row]
+        pd.DataFrame(history).to_csv(tmp, index=False)
+
+
+def train_sft(model, tokenizer, records: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
+              work_dir: Path, device: str = "cpu") -> None:
+    """records: {"prompt", "completion"}; loss on the completion only."""
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        **_common_args(cfg, seed, work_dir, device),
+        max_length=cfg["max_length"],
+        completion_only_loss=True,
+        packing=False,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tokenizer,
+        peft_config=lora_config(cfg["lora"]),
+    )
+    trainer.train()
+    _save(trainer, adapter_dir, history_csv)
+
+
+def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
+              work_dir: Path, device: str = "cpu") -> None:
+    """pairs: {"prompt", "chosen", "rejected"}; `model` is the SFT policy, which TRL also uses as the reference."""
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(
+        **_common_args(cfg, seed, work_dir, device),
+        beta=cfg["beta"],
+        max_length=cfg["max_length"],
+    )
+    trainer = DPOTrainer(
+        model=model, ref_model=None, args=args, processing_class=tokenizer,
+        train_dataset=Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]),
+        peft_config=lora_config(cfg["lora"]),
+    )
+    trainer.train()
+    _save(trainer, adapter_dir, history_csv)

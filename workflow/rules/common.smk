@@ -1,0 +1,43 @@
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from caibase.config import ConfigError, check_config, prompt_set_paths
+
+REPO = Path(workflow.basedir)
+
+try:
+    check_config(config, REPO)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+OUT = f"results/{config['run_name']}"
+SEEDS = config["seeds"]
+CONDITIONS = config["evaluation"]["conditions"]
+PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config, REPO).items()}
+EVAL_SETS = list(config["prompts"]["eval"])
+CONTAINER = config["container"]
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    policy="base|sft|dpo",
+    prompt_set="|".join(PROMPT_FILES),
+
+
+def policy_adapters(wildcards):
+    """LoRA adapters merged, in order, into the model for a policy."""
+    seed_dir = f"{OUT}/seed{wildcards.seed}"
+    return {
+        "base": [],
+        "sft": [f"{seed_dir}/sft/adapter"],
+        "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/adapter"],
+    }[wildcards.policy]
+
+
+def final_outputs():
+    return [
+        f"{OUT}/tables/summary_by_condition.csv",
+        f"{OUT}/tables/per_seed.csv",
+        f"{OUT}/metrics.json",
+    ]

@@ -1,0 +1,12 @@
+rule judge:
+    input:
+        responses=f"{OUT}/seed{{seed}}/responses/{{policy}}/{{prompt_set}}.jsonl",
+    output:
+        judged=f"{OUT}/seed{{seed}}/judged/{{policy}}/{{prompt_set}}.jsonl",
+    params:
+        judge=config["evaluation"]["judge"],
+    log:
+        f"{OUT}/logs/seed{{seed}}/judge_{{policy}}_{{prompt_set}}.log",
+    container: CONTAINER
+    script:
+        "../../scripts/judge.py"

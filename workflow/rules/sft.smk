@@ -1,0 +1,14 @@
+rule sft:
+    input:
+        model=rules.prepare_model.output.info,
+        demonstrations=PROMPT_FILES["helpful_sft"],
+        splits=rules.check_prompt_splits.output.report,
+    output:
+        adapter=directory(f"{OUT}/seed{{seed}}/sft/adapter"),
+        history=f"{OUT}/seed{{seed}}/sft/history.csv",
+    log:
+        f"{OUT}/logs/seed{{seed}}/sft.log",
+    threads: 2
+    container: CONTAINER
+    script:
+        "../../scripts/train_sft.py"
