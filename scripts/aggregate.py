@@ -17,9 +17,8 @@ def main(smk) -> None:
     judged = judged.rename(columns={"id": "prompt_id"})
     summary = summarize(judged, n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
-    for frame in (summary,):
-        frame.insert(0, "model_kind", model["kind"])
-        frame.insert(0, "model_id", model["id"])
+    summary.insert(0, "model_kind", model["kind"])
+    summary.insert(0, "model_id", model["id"])
     with atomic_path(smk.output.summary) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.4f")
     with atomic_path(smk.output.per_seed) as tmp:
@@ -28,6 +27,7 @@ def main(smk) -> None:
         "run_name": smk.config["run_name"],
         "model": {k: model[k] for k in ("id", "source", "kind", "sha256", "revision")},
         "judge": judged["judge"].iloc[0],
+        "judge_failures": judged["status"].ne("ok").sum().item(),
         "judge_is_proxy": bool(judged["judge_is_proxy"].iloc[0]),
         "seeds": smk.config["seeds"],
         "config_sha256": config_sha256(smk.config),

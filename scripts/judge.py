@@ -1,4 +1,4 @@
-"""Judge one set of responses (refusal-phrase proxy judge by default); one record per response.
+"""Judge one set of responses; one record per response. Fails loudly when judge failures exceed the allowed share.
 
     snakemake --cores 1 results/embedded-cpu/seed1/judged/dpo/jailbreak.jsonl
 """
@@ -12,14 +12,22 @@ def main(smk) -> None:
     log = setup(smk.log[0])
     judge = make_judge(smk.params.judge)
     records = read_jsonl(smk.input.responses)
-    write_jsonl(smk.output.judged, (
+    judged = [
         {"id": r["id"], "prompt_set": r["prompt_set"], "category": r["category"], "condition": r["policy"],
-         "seed": r["provenance"]["seed"], "response_sha256": sha256_text(r["response"]),
+         "seed": r["provenance"]["seed"], "response": r["response"], "response_sha256": sha256_text(r["response"]),
          "new_tokens": r["new_tokens"], "truncated": r["truncated"], "judge": judge.name,
-         "judge_is_proxy": judge.is_proxy, **judge.judge(r["response"]), "provenance": r["provenance"]}
+         "judge_backend": judge.backend, "judge_model": judge.model, "judge_is_proxy": judge.is_proxy,
+         "judge_template_sha256": judge.template_sha256, **judge.judge(r["prompt"], r["response"]),
+         "provenance": r["provenance"]}
         for r in records
-    ))
-    log.info("judged %d responses with %s", len(records), judge.name)
+    ]
+    failed = sum(j["status"] not in ("ok",) for j in judged)
+    share = failed / len(judged)
+    if share > smk.params.max_failure_share:
+        raise SystemExit(f"{smk.input.responses}: {failed}/{len(judged)} judge failures exceed "
+                         f"{smk.params.max_failure_share:.0%}; see raw_judge_output in the log")
+    write_jsonl(smk.output.judged, judged)
+    log.info("judged %d responses with %s (%d failures)", len(judged), judge.name, failed)
 
 
 main(snakemake)  # noqa: F821

@@ -14,10 +14,18 @@ SET_METRICS = {
 }
 
 
+def judged_ok(judged: pd.DataFrame) -> pd.DataFrame:
+    """Only records the judge labeled (status ok): a judge failure is neither safe nor unsafe."""
+    ok = judged[judged["status"] == "ok"].copy()
+    for field in ("attack_success", "refused"):
+        ok[field] = ok[field].astype(float)
+    return ok
+
+
 def per_seed(judged: pd.DataFrame) -> pd.DataFrame:
-    """One row per (condition, seed, metric) with the rate over that set's prompts."""
+    """One row per (condition, seed, metric) with the rate over that set's successfully judged prompts."""
     rows = []
-    for (condition, seed, prompt_set), group in judged.groupby(["condition", "seed", "prompt_set"], sort=True):
+    for (condition, seed, prompt_set), group in judged_ok(judged).groupby(["condition", "seed", "prompt_set"], sort=True):
         if prompt_set not in SET_METRICS:
             continue
         metric, field = SET_METRICS[prompt_set]
@@ -42,6 +50,7 @@ def two_way_bootstrap(matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, lev
 def summarize(judged: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     """One row per (condition, metric): mean and sd over seeds, min/max, and the bootstrap 95% CI."""
     seeds = per_seed(judged)
+    judged = judged_ok(judged)
     rows = []
     for (condition, metric), group in seeds.groupby(["condition", "metric"], sort=True):
         prompt_set = next(s for s, (m, _) in SET_METRICS.items() if m == metric)

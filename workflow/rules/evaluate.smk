@@ -5,6 +5,7 @@ rule judge:
         judged=f"{OUT}/seed{{seed}}/judged/{{policy}}/{{prompt_set}}.jsonl",
     params:
         judge=config["evaluation"]["judge"],
+        max_failure_share=config["evaluation"]["max_judge_failure_share"],
     log:
         f"{OUT}/logs/seed{{seed}}/judge_{{policy}}_{{prompt_set}}.log",
     container: CONTAINER

