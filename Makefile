@@ -38,7 +38,7 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile $(CONFIG)

@@ -35,14 +35,15 @@ def per_seed(judged: pd.DataFrame) -> pd.DataFrame:
 
 
 def two_way_bootstrap(matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of the grand mean of a (seeds x prompts) matrix, resampling seeds and prompts independently."""
+    """Percentile CI of the grand mean of a (seeds x prompts) matrix, resampling seeds and prompts independently;
+    NaN cells (unjudged items) are left out of each mean."""
     rng = np.random.default_rng(seed)
     n_seeds, n_prompts = matrix.shape
     means = np.empty(n_boot)
     for b in range(n_boot):
         rows = rng.integers(0, n_seeds, n_seeds)
         cols = rng.integers(0, n_prompts, n_prompts)
-        means[b] = matrix[np.ix_(rows, cols)].mean()
+        means[b] = np.nanmean(matrix[np.ix_(rows, cols)])  # a cell is NaN where the judge failed
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 

@@ -17,6 +17,7 @@ CONDITIONS = config["evaluation"]["conditions"]
 PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config, REPO).items()}
 EVAL_SETS = list(config["prompts"]["eval"])
 CONTAINER = config["container"]
+ENV = "../envs/caibase.yaml"
 
 
 wildcard_constraints:

@@ -9,6 +9,9 @@ rule dpo:
     log:
         f"{OUT}/logs/seed{{seed}}/dpo.log",
     threads: 2
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/train_dpo.py"

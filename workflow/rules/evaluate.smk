@@ -8,6 +8,9 @@ rule judge:
         max_failure_share=config["evaluation"]["max_judge_failure_share"],
     log:
         f"{OUT}/logs/seed{{seed}}/judge_{{policy}}_{{prompt_set}}.log",
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/judge.py"

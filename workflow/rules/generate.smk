@@ -9,6 +9,9 @@ rule generate_responses:
     log:
         f"{OUT}/logs/seed{{seed}}/generate_{{policy}}_{{prompt_set}}.log",
     threads: 2
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/generate_responses.py"

@@ -4,7 +4,10 @@ rule prepare_model:
     log:
         f"{OUT}/logs/prepare_model.log",
     threads: 2
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/prepare_model.py"
 
@@ -18,6 +21,9 @@ rule check_prompt_splits:
         threshold=config["prompts"]["near_duplicate_threshold"],
     log:
         f"{OUT}/logs/check_prompt_splits.log",
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/check_prompt_splits.py"

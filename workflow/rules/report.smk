@@ -15,6 +15,9 @@ rule aggregate:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
     log:
         f"{OUT}/logs/aggregate.log",
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/aggregate.py"

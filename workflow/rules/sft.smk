@@ -9,6 +9,9 @@ rule sft:
     log:
         f"{OUT}/logs/seed{{seed}}/sft.log",
     threads: 2
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/train_sft.py"

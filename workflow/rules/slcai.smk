@@ -8,7 +8,10 @@ rule critique_revise:
     log:
         f"{OUT}/logs/seed{{seed}}/critique_revise.log",
     threads: 2
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/critique_revise.py"
 
@@ -21,6 +24,9 @@ rule preference_pairs:
         excluded=f"{OUT}/seed{{seed}}/pairs/revision.excluded.jsonl",
     log:
         f"{OUT}/logs/seed{{seed}}/preference_pairs.log",
-    container: CONTAINER
+    conda:
+        ENV
+    container:
+        CONTAINER
     script:
         "../../scripts/preference_pairs.py"

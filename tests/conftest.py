@@ -1,0 +1,45 @@
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A prepared tiny random model (the `tiny` source), built once per session."""
+    from caibase.models import prepare_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    prepare_model({"source": "tiny", "kind": "base"}, out)
+    return out
+
+
+@pytest.fixture
+def data_mirror(monkeypatch) -> Path:
+    """The offline mirror of the public data (`../shared/data`); CI always has it."""
+    mirror = Path(os.environ.get("CAI_DATA_MIRROR", MIRROR))
+    if not mirror.is_dir():
+        pytest.skip(f"no public-data mirror at {mirror}: set CAI_DATA_MIRROR (CI points it at ../shared/data)")
+    monkeypatch.setenv("CAI_DATA_MIRROR", str(mirror))
+    return mirror
+
+
+def load_config(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def snakemake_bin() -> str:
+    """The snakemake of the interpreter running the tests (the project's venv)."""
+    beside = Path(sys.executable).parent / "snakemake"
+    return str(beside) if beside.exists() else shutil.which("snakemake") or pytest.fail("snakemake not installed")

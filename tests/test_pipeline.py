@@ -1,0 +1,145 @@
+"""The whole DAG for real: `snakemake --cores 2` on config/smoke.yaml (tiny random model), plus dry runs and lint."""
+
+import json
+import re
+import subprocess
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, load_config, snakemake_bin
+
+
+def snakemake(workdir, config_name, *args, timeout=900):
+    return subprocess.run(
+        [snakemake_bin(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(REPO / "config" / config_name), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+@pytest.mark.parametrize("config_name", ["config.yaml", "smoke.yaml", "paper.yaml"])
+def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
+    config = load_config(config_name)
+    result = snakemake(tmp_path, config_name, "-n", "--cores", "1")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    seeds, conditions = len(config["seeds"]), len(config["evaluation"]["conditions"])
+    eval_sets = len(config["prompts"]["eval"])
+    assert counts["prepare_model"] == 1 and counts["check_prompt_splits"] == 1 and counts["aggregate"] == 1
+    for rule in ("sft", "critique_revise", "preference_pairs", "dpo"):
+        assert counts[rule] == seeds, rule
+    assert counts["generate_responses"] == seeds * (1 + conditions * eval_sets)
+    assert counts["judge"] == seeds * conditions * eval_sets
+
+
+@pytest.mark.parametrize("config_name", ["config.yaml", "smoke.yaml", "paper.yaml"])
+def test_lint_is_clean(config_name):
+    result = subprocess.run([snakemake_bin(), "--lint", "--configfile", f"config/{config_name}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = snakemake(workdir, "smoke.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir / "results" / "smoke", load_config("smoke.yaml")
+
+
+def test_smoke_run_writes_every_stage(smoke_run):
+    out, config = smoke_run
+    model_info = json.loads((out / "model" / "model_info.json").read_text())
+    assert model_info["kind"] == "base" and len(model_info["sha256"]) == 64
+    assert json.loads((out / "checks" / "prompt_splits.json").read_text())["contaminated_pairs"] == 0
+    for seed in config["seeds"]:
+        seed_dir = out / f"seed{seed}"
+        for stage in ("sft", "dpo"):
+            adapter = seed_dir / stage / "adapter"
+            assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+            stamp = json.loads((adapter / "caibase.json").read_text())
+            assert stamp["seed"] == seed and stamp["model_sha256"] == model_info["sha256"]
+            history = pd.read_csv(seed_dir / stage / "history.csv")
+            assert len(history) == config[stage]["max_steps"] and history["loss"].notna().all()
+        assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(
+            pd.read_csv(seed_dir / "dpo" / "history.csv").columns)
+
+        revisions = read_jsonl(seed_dir / "slcai" / "revisions.jsonl")
+        assert len(revisions) == config["prompts"]["redteam_limit"]
+        for record in revisions:
+            assert len(record["rounds"]) == config["critique"]["rounds"]
+            assert record["final_revision"] == record["rounds"][-1]["revision"]
+            assert record["provenance"]["seed"] == seed
+        pairs = read_jsonl(seed_dir / "pairs" / "revision.jsonl")
+        excluded = read_jsonl(seed_dir / "pairs" / "revision.excluded.jsonl") if (
+            seed_dir / "pairs" / "revision.excluded.jsonl").stat().st_size else []
+        assert len(pairs) + len(excluded) == len(revisions)
+        for pair in pairs:
+            assert pair["prompt"].startswith("\n\nHuman: ") and pair["prompt"].endswith("\n\nAssistant:")
+            assert pair["chosen"] != pair["rejected"]
+
+        for condition in config["evaluation"]["conditions"]:
+            for prompt_set in config["prompts"]["eval"]:
+                judged = read_jsonl(seed_dir / "judged" / condition / f"{prompt_set}.jsonl")
+                assert len(judged) == config["prompts"]["eval_limit"]
+                for record in judged:
+                    assert record["condition"] == condition and record["seed"] == seed
+                    assert record["status"] == "ok" and record["judge_is_proxy"] is True
+                    assert record["provenance"]["model_kind"] == "base"
+
+
+def test_smoke_run_summary_table(smoke_run):
+    out, config = smoke_run
+    summary = pd.read_csv(out / "tables" / "summary_by_condition.csv")
+    assert set(summary.condition) == set(config["evaluation"]["conditions"])
+    assert set(summary.metric) == {"asr_jailbreak", "asr_direct", "over_refusal"}
+    assert (summary.n_seeds == len(config["seeds"])).all()
+    assert summary["mean"].between(0, 1).all()
+    assert (summary.ci95_low <= summary["mean"] + 1e-9).all() and (summary["mean"] <= summary.ci95_high + 1e-9).all()
+    assert (summary.model_kind == "base").all()
+    per_seed = pd.read_csv(out / "tables" / "per_seed.csv")
+    assert len(per_seed) == len(config["seeds"]) * len(summary)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["judge_is_proxy"] is True and metrics["model"]["kind"] == "base"
+    assert len(metrics["summary"]) == len(summary)
+
+
+def test_smoke_run_is_complete_and_nothing_left_to_do(smoke_run):
+    out, _ = smoke_run
+    workdir = out.parents[1]
+    result = snakemake(workdir, "smoke.yaml", "-n", "--cores", "1")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert not list(workdir.rglob(".*.tmp")), "temporary files left behind"
+
+
+def test_contaminated_eval_set_fails_the_run(tmp_path):
+    config = load_config("smoke.yaml")
+    train = [json.loads(line) for line in (REPO / config["prompts"]["redteam_train"]).read_text().splitlines()]
+    leaked = tmp_path / "leaky_eval.jsonl"
+    leaked.write_text(json.dumps({"id": "leak-1", "category": "direct", "split": "eval",
+                                  "prompt": train[5]["prompt"]}) + "\n")
+    config["prompts"]["eval"] = {"jailbreak": str(leaked)}
+    config_file = tmp_path / "leaky.yaml"
+    import yaml
+
+    config_file.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [snakemake_bin(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+         str(config_file), "--cores", "1", f"results/smoke/checks/prompt_splits.json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    log = (tmp_path / "results" / "smoke" / "logs" / "check_prompt_splits.log").read_text()
+    assert f"redteam_train/{train[5]['id']}" in log and "jailbreak/leak-1" in log
+    assert not (tmp_path / "results" / "smoke" / "checks" / "prompt_splits.json").exists()
