@@ -1,13 +1,16 @@
-"""Helpful-only SFT: LoRA on human-written demonstrations, in the base-model `Human:/Assistant:` format.
+"""SFT with LoRA from the prepared model, in the base-model `Human:/Assistant:` format. Two rules use it:
+helpful-only SFT (human-written demonstrations) and SL-CAI SFT (the same demonstrations mixed with revisions).
 
     snakemake --cores 2 results/embedded-cpu/seed1/sft/adapter
+    snakemake --cores 2 results/embedded-cpu/seed1/slcai/adapter
 """
 
 import tempfile
 from pathlib import Path
 
 from caibase.artifacts import write_json
-from caibase.critique import dialogue_prompt
+from caibase.artifacts import read_jsonl
+from caibase.critique import dialogue_prompt, slcai_sft_records
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.prompts import load_prompt_set
 from caibase.provenance import stamp
@@ -22,13 +25,19 @@ def main(smk) -> None:
     model_dir = Path(smk.input.model).parent
     demos = load_prompt_set("helpful_sft", smk.input.demonstrations, require=("response",))
     records = [{"prompt": dialogue_prompt(d["prompt"]), "completion": " " + d["response"].strip()} for d in demos.records]
+    n_revisions = 0
+    if "revisions" in smk.input.keys():
+        revisions = slcai_sft_records(read_jsonl(smk.input.revisions), smk.params.all_revisions)
+        n_revisions = len(revisions)
+        records += revisions
     model = load_model(model_dir, dtype=config["model"]["dtype"], device=config["device"])
     with tempfile.TemporaryDirectory() as work:
-        train_sft(model, load_tokenizer(model_dir), records, config["sft"], seed, Path(smk.output.adapter),
+        train_sft(model, load_tokenizer(model_dir), records, smk.params.trainer, seed, Path(smk.output.adapter),
                   Path(smk.output.history), Path(work), device=config["device"])
     write_json(Path(smk.output.adapter) / "caibase.json",
-               {"stage": "sft", "n_examples": len(records), **stamp(config, load_model_info(model_dir), seed)})
-    log.info("SFT adapter written to %s", smk.output.adapter)
+               {"stage": smk.rule, "n_examples": len(records), "n_revisions": n_revisions, **stamp(config, load_model_info(model_dir), seed)})
+    log.info("%s adapter written to %s (%d examples, %d revisions)", smk.rule, smk.output.adapter, len(records),
+             n_revisions)
 
 
 main(snakemake)  # noqa: F821

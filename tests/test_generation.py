@@ -1,4 +1,8 @@
-from caibase.generation import GenerationSettings, PerRowSampler, cut_at_stop, generate, sample_seed
+import pytest
+
+from caibase.generation import (
+    GenerationSettings, PerRowSampler, cut_at_stop, degenerate_reason, generate, sample_seed,
+)
 from caibase.models import load_model, load_tokenizer
 
 
@@ -44,3 +48,47 @@ def test_stop_strings_end_generation_and_are_cut(tiny_model_dir):
         if result.stop is not None:
             assert result.stop == "e" and result.new_tokens < 64 and not result.truncated
     assert any(r.stop == "e" for r in results)
+
+
+def test_interrupted_generation_resumes_to_identical_output(tiny_model_dir, tmp_path, monkeypatch):
+    import caibase.generation as generation
+
+    tokenizer, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    prompts = [f"\n\nHuman: prompt number {i} {'x ' * i}\n\nAssistant:" for i in range(7)]
+    seeds = [sample_seed(3, str(i)) for i in range(7)]
+    settings = GenerationSettings(max_new_tokens=10, temperature=1.0, top_p=0.9, batch_size=2)
+    uninterrupted = generate(model, tokenizer, prompts, settings, seeds, progress=False)
+
+    shard = tmp_path / "out.partial"
+    real_batch = generation._generate_batch
+    calls = {"n": 0}
+
+    def dies_on_third_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "_generate_batch", dies_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        generate(model, tokenizer, prompts, settings, seeds, shard_path=shard, progress=False)
+    assert len(shard.read_text().splitlines()) == 2
+    with shard.open("a") as fh:
+        fh.write('{"batch": 2, "indi')  # a write torn by the kill
+    monkeypatch.setattr(generation, "_generate_batch", real_batch)
+    calls["n"] = 0
+    resumed = generate(model, tokenizer, prompts, settings, seeds, shard_path=shard, progress=False)
+    assert resumed == uninterrupted
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"),
+    ("Sure thing <|eot_id|> and more", "special_token_leak"),
+    ("Here you go.\nHuman: thanks! now tell me more", "role_marker"),
+    ("the cat sat " * 10, "repetition_loop"),
+    ("ok\nok\nok\nok", "repetition_loop"),
+    ("How do I pick the lock on my neighbour's door?", "echoed_prompt"),
+    ("I can't help with breaking into someone's home, but a locksmith can help you with your own door.", None),
+])
+def test_degenerate_outputs_are_detected(text, reason):
+    assert degenerate_reason(text, prompt="How do I pick the lock on my neighbour's door?") == reason

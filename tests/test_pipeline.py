@@ -32,7 +32,7 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     seeds, conditions = len(config["seeds"]), len(config["evaluation"]["conditions"])
     eval_sets = len(config["prompts"]["eval"])
     assert counts["prepare_model"] == 1 and counts["check_prompt_splits"] == 1 and counts["aggregate"] == 1
-    for rule in ("sft", "critique_revise", "preference_pairs", "dpo"):
+    for rule in ("sft", "critique_revise", "preference_pairs", "slcai_sft", "dpo"):
         assert counts[rule] == seeds, rule
     assert counts["generate_responses"] == seeds * (1 + conditions * eval_sets)
     assert counts["judge"] == seeds * conditions * eval_sets
@@ -64,18 +64,21 @@ def test_smoke_run_writes_every_stage(smoke_run):
     assert json.loads((out / "checks" / "prompt_splits.json").read_text())["contaminated_pairs"] == 0
     for seed in config["seeds"]:
         seed_dir = out / f"seed{seed}"
-        for stage in ("sft", "dpo"):
+        for stage, trainer in (("sft", "sft"), ("slcai", "slcai_sft"), ("dpo", "dpo")):
             adapter = seed_dir / stage / "adapter"
             assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
             stamp = json.loads((adapter / "caibase.json").read_text())
             assert stamp["seed"] == seed and stamp["model_sha256"] == model_info["sha256"]
             history = pd.read_csv(seed_dir / stage / "history.csv")
-            assert len(history) == config[stage]["max_steps"] and history["loss"].notna().all()
+            assert len(history) == config[trainer]["max_steps"] and history["loss"].notna().all()
         assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(
             pd.read_csv(seed_dir / "dpo" / "history.csv").columns)
 
         revisions = read_jsonl(seed_dir / "slcai" / "revisions.jsonl")
         assert len(revisions) == config["prompts"]["redteam_limit"]
+        degenerate = json.loads((seed_dir / "slcai" / "degenerate.json").read_text())
+        assert degenerate["n"] == len(revisions) and len(degenerate["rounds"]) == config["critique"]["rounds"]
+        assert not list(seed_dir.rglob("*.shards")) and not list(seed_dir.rglob("*.partial"))
         for record in revisions:
             assert len(record["rounds"]) == config["critique"]["rounds"]
             assert record["final_revision"] == record["rounds"][-1]["revision"]

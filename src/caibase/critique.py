@@ -11,12 +11,14 @@ import random
 from collections.abc import Sequence
 
 from caibase.constitution import Constitution, CritiquePrinciple
-from caibase.generation import GenerationSettings, generate, sample_seed
+from pathlib import Path
+
+from caibase.generation import GenerationSettings, degenerate_reason, generate, sample_seed
 
 FEWSHOT_SEPARATOR = "\n\n-----\n\n"
 TURN_STOPS = ("\n\nHuman:", "\nHuman:", "\n\nAssistant:", "\n\n-----")
 RESPONSE_STOPS = TURN_STOPS + ("\n\nCritiqueRequest:",)
-CRITIQUE_STOPS = TURN_STOPS + ("\n\nRevisionRequest:", "\n\nRevision:", "\n\nCritiqueRequest:")
+CRITIQUE_STOPS = TURN_STOPS + ("\n\nRevisionRequest:", "\n\nRevision:", "\n\nCritiqueRequest:", "\n\nCritique:")
 REVISION_STOPS = TURN_STOPS + ("\n\nCritiqueRequest:", "\n\nRevisionRequest:", "\n\nCritique:")
 
 
@@ -25,8 +27,10 @@ def dialogue_prompt(human: str) -> str:
     return f"\n\nHuman: {human.strip()}\n\nAssistant:"
 
 
-def fewshot_prefix(constitution: Constitution, n_examples: int) -> str:
-    examples = constitution.critique_fewshot[:n_examples]
+def fewshot_prefix(constitution: Constitution, n_examples: int, rng: random.Random | None = None) -> str:
+    """`n_examples` few-shot transcripts, sampled with `rng` (a tiny model copies a fixed example's content)."""
+    pool = constitution.critique_fewshot
+    examples = rng.sample(pool, min(n_examples, len(pool))) if rng else pool[:n_examples]
     return "".join(example + FEWSHOT_SEPARATOR for example in examples)
 
 
@@ -53,9 +57,18 @@ def critique_and_revise(
     fewshot_examples: int,
     settings: GenerationSettings,
     seed: int,
+    shard_dir: str | Path | None = None,
 ) -> list[dict]:
-    """`items` hold `id`, `prompt` and `response`; returns one record per item with every round kept."""
-    prefix = fewshot_prefix(constitution, fewshot_examples)
+    """`items` hold `id`, `prompt` and `response`; returns one record per item with every round kept.
+
+    With `shard_dir`, every generation pass appends finished batches there, so an interrupted run resumes.
+    """
+    def shard(name: str) -> Path | None:
+        return Path(shard_dir) / f"{name}.jsonl" if shard_dir else None
+
+    prefixes = [
+        fewshot_prefix(constitution, fewshot_examples, random.Random(f"{seed}:{item['id']}:fewshot")) for item in items
+    ]
     current = [item["response"] for item in items]
     history: list[list[dict]] = [[] for _ in items]
     critique_settings = GenerationSettings(**{**settings.asdict(), "stop_strings": CRITIQUE_STOPS})
@@ -66,16 +79,18 @@ def critique_and_revise(
         ]
         critiques = generate(
             model, tokenizer,
-            [critique_prompt(prefix, item["prompt"], current[i], principles[i]) for i, item in enumerate(items)],
+            [critique_prompt(prefixes[i], item["prompt"], current[i], principles[i]) for i, item in enumerate(items)],
             critique_settings,
             [sample_seed(seed, f"{item['id']}:critique:{round_index}") for item in items],
+            shard_path=shard(f"round{round_index}-critique"),
         )
         revisions = generate(
             model, tokenizer,
-            [revision_prompt(prefix, item["prompt"], current[i], principles[i], critiques[i].text)
+            [revision_prompt(prefixes[i], item["prompt"], current[i], principles[i], critiques[i].text)
              for i, item in enumerate(items)],
             revision_settings,
             [sample_seed(seed, f"{item['id']}:revision:{round_index}") for item in items],
+            shard_path=shard(f"round{round_index}-revision"),
         )
         for i in range(len(items)):
             history[i].append({
@@ -85,16 +100,19 @@ def critique_and_revise(
                 "critique": critiques[i].text,
                 "critique_tokens": critiques[i].new_tokens,
                 "critique_stop": critiques[i].stop,
+                "critique_degenerate": degenerate_reason(critiques[i].text, items[i]["prompt"]),
                 "revision_request": principles[i].revision_request,
                 "revision": revisions[i].text,
                 "revision_tokens": revisions[i].new_tokens,
                 "revision_stop": revisions[i].stop,
                 "revision_truncated": revisions[i].truncated,
+                "revision_degenerate": degenerate_reason(revisions[i].text, items[i]["prompt"]),
             })
             current[i] = revisions[i].text
     return [
         {"id": item["id"], "prompt": item["prompt"], "category": item.get("category"),
-         "response": item["response"], "rounds": history[i], "final_revision": current[i]}
+         "response": item["response"], "response_degenerate": degenerate_reason(item["response"], item["prompt"]),
+         "rounds": history[i], "final_revision": current[i]}
         for i, item in enumerate(items)
     ]
 
@@ -105,10 +123,10 @@ def preference_pairs(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     for record in records:
         original, revision = record["response"].strip(), record["final_revision"].strip()
         reason = None
-        if not revision:
-            reason = "empty_revision"
-        elif not original:
-            reason = "empty_original"
+        if record["response_degenerate"]:
+            reason = f"original_{record['response_degenerate']}"
+        elif record["rounds"][-1]["revision_degenerate"]:
+            reason = f"revision_{record['rounds'][-1]['revision_degenerate']}"
         elif revision == original:
             reason = "revision_identical_to_original"
         if reason:
@@ -121,3 +139,36 @@ def preference_pairs(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
             "rejected": " " + original,
         })
     return pairs, excluded
+
+
+def degenerate_summary(records: Sequence[dict]) -> dict:
+    """Counts of degenerate outputs per round and kind, and the share of unusable final revisions."""
+    n = len(records)
+    rounds = []
+    for round_index in range(len(records[0]["rounds"]) if records else 0):
+        entry = {"round": round_index}
+        for kind in ("critique", "revision"):
+            reasons = [r["rounds"][round_index][f"{kind}_degenerate"] for r in records]
+            entry[f"{kind}_degenerate"] = sum(x is not None for x in reasons)
+            entry[f"{kind}_reasons"] = {x: reasons.count(x) for x in sorted({x for x in reasons if x})}
+        rounds.append(entry)
+    final_bad = sum(r["rounds"][-1]["revision_degenerate"] is not None for r in records)
+    return {
+        "n": n,
+        "response_degenerate": sum(r["response_degenerate"] is not None for r in records),
+        "rounds": rounds,
+        "final_revision_degenerate": final_bad,
+        "final_revision_degenerate_share": final_bad / n if n else 0.0,
+    }
+
+
+def slcai_sft_records(revision_records: Sequence[dict], all_revisions: bool = False) -> list[dict]:
+    """SL-CAI training examples: the red-team prompt with its final revision (or every non-degenerate revision)
+    as the completion, in the same prompt/completion format as helpful SFT."""
+    examples = []
+    for record in revision_records:
+        rounds = record["rounds"] if all_revisions else record["rounds"][-1:]
+        for entry in rounds:
+            if entry["revision_degenerate"] is None:
+                examples.append({"prompt": dialogue_prompt(record["prompt"]), "completion": " " + entry["revision"]})
+    return examples

@@ -8,9 +8,12 @@ share its batch. Generation stops at the configured stop strings, and the text i
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
@@ -37,7 +40,6 @@ class Generation:
     new_tokens: int
     stop: str | None = None  # the stop string that ended it, if any
     truncated: bool = False  # hit max_new_tokens without EOS or a stop string
-    extra: dict = field(default_factory=dict)
 
 
 def sample_seed(seed: int, key: str) -> int:
@@ -83,21 +85,26 @@ def cut_at_stop(text: str, stop_strings: Sequence[str]) -> tuple[str, str | None
     return text[:best], matched
 
 
+def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Prompt indices, longest first, cut into batches; fixed by the prompts alone so a resumed run re-forms the
+    same batches."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def generate(
     model,
     tokenizer,
     prompts: Sequence[str],
     settings: GenerationSettings,
     seeds: Sequence[int],
-    on_batch: Callable[[list[int], list[Generation]], None] | None = None,
-    skip: set[int] = frozenset(),
+    shard_path: str | os.PathLike | None = None,
     progress: bool = True,
-) -> list[Generation | None]:
-    """Generate one completion per prompt. `seeds[i]` seeds prompt i's sampling.
+) -> list[Generation]:
+    """Generate one completion per prompt; `seeds[i]` seeds prompt i's sampling.
 
-    Prompts are sorted by token length and batched (length buckets keep padding small). `on_batch` receives the
-    prompt indices and generations of each finished batch, for resumable shard writing; indices in `skip` are not
-    generated (already done) and come back as None.
+    With `shard_path`, each finished batch is appended to that JSONL file and a rerun skips the batches already
+    there, so an interrupted stage resumes where it stopped and ends with the same output.
     """
     from tqdm.auto import tqdm
 
@@ -105,42 +112,108 @@ def generate(
         raise ValueError("one seed per prompt is required")
     tokenizer.padding_side = "left"
     lengths = [len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
-    order = sorted((i for i in range(len(prompts)) if i not in skip), key=lambda i: (-lengths[i], i))
+    batches = batch_plan(lengths, settings.batch_size)
     results: list[Generation | None] = [None] * len(prompts)
-    batches = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+    done = _read_shard(shard_path, results) if shard_path else set()
     device = next(model.parameters()).device
-    for batch in tqdm(batches, desc="generate", disable=not progress, mininterval=5):
-        enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(device) for k, v in enc.items()}
-        sampler = PerRowSampler([seeds[i] for i in batch], settings.temperature, settings.top_p)
-        with torch.inference_mode():
-            out = model.generate(
-                **enc,
-                do_sample=False,
-                max_new_tokens=settings.max_new_tokens,
-                logits_processor=LogitsProcessorList([sampler]),
-                stop_strings=list(settings.stop_strings) or None,
-                tokenizer=tokenizer,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                use_cache=True,
-            )
-        new = out[:, enc["input_ids"].shape[1] :]
-        batch_results = []
-        for row, i in enumerate(batch):
-            ids = new[row].tolist()
-            n_new = len(ids)
-            while n_new and ids[n_new - 1] == tokenizer.pad_token_id:
-                n_new -= 1
-            ended_eos = tokenizer.eos_token_id in ids[:n_new] or n_new < len(ids)
-            text = tokenizer.decode(ids[:n_new], skip_special_tokens=True)
-            text, stop = cut_at_stop(text, settings.stop_strings)
-            gen = Generation(
-                text=text.strip(), prompt_tokens=lengths[i], new_tokens=n_new, stop=stop,
-                truncated=stop is None and not ended_eos and n_new >= settings.max_new_tokens,
-            )
-            results[i] = gen
-            batch_results.append(gen)
-        if on_batch:
-            on_batch(batch, batch_results)
+    shard = open(shard_path, "a", encoding="utf-8") if shard_path else None  # noqa: SIM115
+    try:
+        for batch_index, batch in enumerate(tqdm(batches, desc="generate", disable=not progress, mininterval=5)):
+            if batch_index in done:
+                continue
+            generations = _generate_batch(model, tokenizer, [prompts[i] for i in batch], [seeds[i] for i in batch],
+                                          [lengths[i] for i in batch], settings, device)
+            for i, generation in zip(batch, generations, strict=True):
+                results[i] = generation
+            if shard:
+                shard.write(json.dumps({"batch": batch_index, "indices": batch,
+                                        "generations": [asdict(g) for g in generations]}) + "\n")
+                shard.flush()
+                os.fsync(shard.fileno())
+    finally:
+        if shard:
+            shard.close()
     return results
+
+
+def _read_shard(shard_path, results: list) -> set[int]:
+    """Load finished batches from a shard file; a torn last line (killed mid-write) is ignored."""
+    done = set()
+    if not os.path.exists(shard_path):
+        return done
+    with open(shard_path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            for i, g in zip(entry["indices"], entry["generations"], strict=True):
+                results[i] = Generation(**g)
+            done.add(entry["batch"])
+    log.info("resuming from %s: %d batches already done", shard_path, len(done))
+    return done
+
+
+def _generate_batch(model, tokenizer, prompts, seeds, lengths, settings: GenerationSettings, device) -> list[Generation]:
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {k: v.to(device) for k, v in enc.items()}
+    sampler = PerRowSampler(seeds, settings.temperature, settings.top_p)
+    with torch.inference_mode():
+        out = model.generate(
+            **enc,
+            do_sample=False,
+            max_new_tokens=settings.max_new_tokens,
+            logits_processor=LogitsProcessorList([sampler]),
+            stop_strings=list(settings.stop_strings) or None,
+            tokenizer=tokenizer,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            use_cache=True,
+        )
+    new = out[:, enc["input_ids"].shape[1] :]
+    generations = []
+    for row, prompt_tokens in enumerate(lengths):
+        ids = new[row].tolist()
+        n_new = len(ids)
+        while n_new and ids[n_new - 1] == tokenizer.pad_token_id:
+            n_new -= 1
+        ended_eos = tokenizer.eos_token_id in ids[:n_new] or n_new < len(ids)
+        raw = tokenizer.decode(ids[:n_new], skip_special_tokens=True)
+        text, stop = cut_at_stop(raw, settings.stop_strings)
+        generations.append(Generation(
+            text=text.strip(), prompt_tokens=prompt_tokens, new_tokens=n_new, stop=stop,
+            truncated=stop is None and not ended_eos and n_new >= settings.max_new_tokens,
+        ))
+    return generations
+
+
+SPECIAL_TOKEN_LEAK = re.compile(r"<\|[A-Za-z0-9_]{1,40}\|>|</?s>|\[/?INST\]|<<SYS>>")
+ROLE_MARKER = re.compile(r"(?:^|\n)\s*(?:Human|Assistant|User)\s*:")
+
+
+def degenerate_reason(text: str, prompt: str = "", min_words_for_loop: int = 12) -> str | None:
+    """Why a generation is unusable, or None. Checked in order: empty, leaked special tokens, a role marker
+    (the model writing another turn inside its reply), a repetition loop, an echo of the prompt."""
+    stripped = text.strip()
+    if not stripped:
+        return "empty"
+    if SPECIAL_TOKEN_LEAK.search(stripped):
+        return "special_token_leak"
+    if ROLE_MARKER.search(stripped):
+        return "role_marker"
+    words = stripped.lower().split()
+    if len(words) >= min_words_for_loop:
+        grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+        if len(set(grams)) / len(grams) < 0.5:
+            return "repetition_loop"
+    lines = [line.strip() for line in stripped.splitlines() if line.strip()]
+    if len(lines) >= 3 and len(set(lines)) <= len(lines) / 2:
+        return "repetition_loop"
+    if prompt:
+        from caibase.prompts import normalize
+
+        norm_text, norm_prompt = normalize(stripped), normalize(prompt)
+        if norm_prompt and (norm_text == norm_prompt or (len(norm_prompt) > 20 and norm_prompt in norm_text
+                                                         and len(norm_text) < 1.5 * len(norm_prompt))):
+            return "echoed_prompt"
+    return None

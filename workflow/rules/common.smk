@@ -22,7 +22,7 @@ ENV = "../envs/caibase.yaml"
 
 wildcard_constraints:
     seed=r"\d+",
-    policy="base|sft|dpo",
+    policy="base|sft|slcai|dpo",
     prompt_set="|".join(PROMPT_FILES),
 
 
@@ -32,6 +32,7 @@ def policy_adapters(wildcards):
     return {
         "base": [],
         "sft": [f"{seed_dir}/sft/adapter"],
+        "slcai": [f"{seed_dir}/slcai/adapter"],
         "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/adapter"],
     }[wildcards.policy]
 

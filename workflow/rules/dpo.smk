@@ -8,7 +8,7 @@ rule dpo:
         history=f"{OUT}/seed{{seed}}/dpo/history.csv",
     log:
         f"{OUT}/logs/seed{{seed}}/dpo.log",
-    threads: 2
+    threads: config["threads"]
     conda:
         ENV
     container:

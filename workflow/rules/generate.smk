@@ -8,7 +8,7 @@ rule generate_responses:
         responses=f"{OUT}/seed{{seed}}/responses/{{policy}}/{{prompt_set}}.jsonl",
     log:
         f"{OUT}/logs/seed{{seed}}/generate_{{policy}}_{{prompt_set}}.log",
-    threads: 2
+    threads: config["threads"]
     conda:
         ENV
     container:

@@ -3,7 +3,7 @@ rule prepare_model:
         info=f"{OUT}/model/model_info.json",
     log:
         f"{OUT}/logs/prepare_model.log",
-    threads: 2
+    threads: config["threads"]
     conda:
         ENV
     container:

@@ -6,9 +6,11 @@ rule sft:
     output:
         adapter=directory(f"{OUT}/seed{{seed}}/sft/adapter"),
         history=f"{OUT}/seed{{seed}}/sft/history.csv",
+    params:
+        trainer=config["sft"],
     log:
         f"{OUT}/logs/seed{{seed}}/sft.log",
-    threads: 2
+    threads: config["threads"]
     conda:
         ENV
     container:

@@ -5,9 +5,10 @@ rule critique_revise:
         responses=f"{OUT}/seed{{seed}}/responses/sft/redteam_train.jsonl",
     output:
         revisions=f"{OUT}/seed{{seed}}/slcai/revisions.jsonl",
+        summary=f"{OUT}/seed{{seed}}/slcai/degenerate.json",
     log:
         f"{OUT}/logs/seed{{seed}}/critique_revise.log",
-    threads: 2
+    threads: config["threads"]
     conda:
         ENV
     container:
@@ -30,3 +31,25 @@ rule preference_pairs:
         CONTAINER
     script:
         "../../scripts/preference_pairs.py"
+
+
+rule slcai_sft:
+    input:
+        model=rules.prepare_model.output.info,
+        demonstrations=PROMPT_FILES["helpful_sft"],
+        revisions=rules.critique_revise.output.revisions,
+    output:
+        adapter=directory(f"{OUT}/seed{{seed}}/slcai/adapter"),
+        history=f"{OUT}/seed{{seed}}/slcai/history.csv",
+    params:
+        trainer=config["slcai_sft"],
+        all_revisions=config["slcai_sft"]["all_revisions"],
+    log:
+        f"{OUT}/logs/seed{{seed}}/slcai_sft.log",
+    threads: config["threads"]
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/train_sft.py"
