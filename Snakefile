@@ -14,6 +14,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/prompts.smk"
 include: "workflow/rules/sft.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/slcai.smk"

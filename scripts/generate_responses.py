@@ -1,6 +1,8 @@
-"""Sample one response per prompt of a prompt set from a policy (base, sft or dpo) for one seed.
+"""Sample one response per prompt from a policy (base, sft, slcai or dpo) for one seed, over one or more prompt sets.
+Finished batches go to a `.partial` file first, so a killed job resumes where it stopped.
 
-    snakemake --cores 2 results/embedded-cpu/seed1/responses/sft/redteam_train.jsonl
+    snakemake --cores 2 results/embedded-cpu/seed1/slcai/responses.jsonl      # SFT policy on red-team prompts
+    snakemake --cores 2 results/embedded-cpu/seed1/eval/dpo/responses.jsonl   # a condition on the eval sets
 """
 
 import os
@@ -17,32 +19,32 @@ from caibase.runtime import setup
 
 
 def main(smk) -> None:
-    seed, policy, prompt_set = int(smk.wildcards.seed), smk.wildcards.policy, smk.wildcards.prompt_set
+    seed, policy = int(smk.wildcards.seed), smk.params.policy
     log = setup(smk.log[0], smk.threads, seed)
     config = smk.config
     model_dir = Path(smk.input.model).parent
-    records = list(load_prompt_set(prompt_set, smk.input.prompts).records)
-    limit = config["prompts"]["redteam_limit" if prompt_set == "redteam_train" else "eval_limit"]
-    records = records[:limit] if limit else records
-    sampling = config["generation"] if prompt_set == "redteam_train" else config["evaluation"]["sampling"]
-    settings = sampling_settings(sampling, RESPONSE_STOPS)
+    records = []
+    for name, path in zip(smk.params.prompt_sets, smk.input.prompts, strict=True):
+        prompts = load_prompt_set(name, path).records
+        records += [{**r, "prompt_set": name} for r in prompts[: smk.params.limit or None]]
+    settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"], device=config["device"])
-    shard = f"{smk.output.responses}.partial"  # finished batches; a rerun resumes from them
+    shard = f"{smk.output.responses}.partial"
     generations = generate(
         model, tokenizer, [dialogue_prompt(r["prompt"]) for r in records], settings,
-        [sample_seed(seed, f"{policy}:{prompt_set}:{r['id']}") for r in records], shard_path=shard,
+        [sample_seed(seed, f"{policy}:{r['prompt_set']}:{r['id']}") for r in records], shard_path=shard,
     )
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.responses, (
-        {"id": r["id"], "prompt_set": prompt_set, "category": r["category"], "prompt": r["prompt"],
+        {"id": r["id"], "prompt_set": r["prompt_set"], "category": r["category"], "prompt": r["prompt"],
          "policy": policy, "response": g.text, "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
          "stop": g.stop, "truncated": g.truncated, "degenerate": degenerate_reason(g.text, r["prompt"]),
          "generation": settings.asdict(), "provenance": provenance}
         for r, g in zip(records, generations, strict=True)
     ))
     os.remove(shard)
-    log.info("%d responses from %s on %s", len(records), policy, prompt_set)
+    log.info("%d responses from %s on %s", len(records), policy, ", ".join(smk.params.prompt_sets))
 
 
 main(snakemake)  # noqa: F821

@@ -8,6 +8,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "data"
+if MIRROR.is_dir():  # the offline copy of the pinned public data, beside every checkout here and in CI
+    os.environ.setdefault("CAI_DATA_MIRROR", str(MIRROR))
 
 
 @pytest.fixture(scope="session")

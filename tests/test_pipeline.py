@@ -30,12 +30,12 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     seeds, conditions = len(config["seeds"]), len(config["evaluation"]["conditions"])
-    eval_sets = len(config["prompts"]["eval"])
-    assert counts["prepare_model"] == 1 and counts["check_prompt_splits"] == 1 and counts["aggregate"] == 1
+    for rule in ("prepare_model", "build_redteam_set", "check_prompt_splits", "aggregate"):
+        assert counts[rule] == 1, rule
     for rule in ("sft", "critique_revise", "preference_pairs", "slcai_sft", "dpo"):
         assert counts[rule] == seeds, rule
-    assert counts["generate_responses"] == seeds * (1 + conditions * eval_sets)
-    assert counts["judge"] == seeds * conditions * eval_sets
+    assert counts["generate_redteam"] == seeds
+    assert counts["generate_eval"] == counts["judge"] == seeds * conditions
 
 
 @pytest.mark.parametrize("config_name", ["config.yaml", "smoke.yaml", "paper.yaml"])
@@ -75,7 +75,8 @@ def test_smoke_run_writes_every_stage(smoke_run):
             pd.read_csv(seed_dir / "dpo" / "history.csv").columns)
 
         revisions = read_jsonl(seed_dir / "slcai" / "revisions.jsonl")
-        assert len(revisions) == config["prompts"]["redteam_limit"]
+        assert len(revisions) == config["prompts"]["redteam_limit"] + config["prompts"]["redteam_hh_rlhf"]
+        assert sum(r["id"].startswith("hh-rlhf-") for r in revisions) == config["prompts"]["redteam_hh_rlhf"]
         degenerate = json.loads((seed_dir / "slcai" / "degenerate.json").read_text())
         assert degenerate["n"] == len(revisions) and len(degenerate["rounds"]) == config["critique"]["rounds"]
         assert not list(seed_dir.rglob("*.shards")) and not list(seed_dir.rglob("*.partial"))
@@ -92,13 +93,14 @@ def test_smoke_run_writes_every_stage(smoke_run):
             assert pair["chosen"] != pair["rejected"]
 
         for condition in config["evaluation"]["conditions"]:
-            for prompt_set in config["prompts"]["eval"]:
-                judged = read_jsonl(seed_dir / "judged" / condition / f"{prompt_set}.jsonl")
-                assert len(judged) == config["prompts"]["eval_limit"]
-                for record in judged:
-                    assert record["condition"] == condition and record["seed"] == seed
-                    assert record["status"] == "ok" and record["judge_is_proxy"] is True
-                    assert record["provenance"]["model_kind"] == "base"
+            judged = read_jsonl(seed_dir / "eval" / condition / "judged.jsonl")
+            sets = [r["prompt_set"] for r in judged]
+            assert {name: sets.count(name) for name in set(sets)} == {
+                name: config["prompts"]["eval_limit"] for name in config["prompts"]["eval"]}
+            for record in judged:
+                assert record["condition"] == condition and record["seed"] == seed
+                assert record["status"] == "ok" and record["judge_is_proxy"] is True
+                assert record["provenance"]["model_kind"] == "base"
 
 
 def test_smoke_run_summary_table(smoke_run):

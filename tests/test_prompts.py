@@ -13,10 +13,12 @@ def write_set(path, rows):
 
 
 def test_shipped_prompt_sets_are_clean_and_sized(repo):
-    paths = prompt_set_paths(load_config("config.yaml"), repo)
+    """Every shipped set, including those no config evaluates yet, against every other."""
+    paths = {path.stem: path for path in sorted((repo / "data" / "prompts").glob("*.jsonl"))}
     sets = [load_prompt_set(name, path) for name, path in paths.items()]
     assert find_contamination(sets) == []
     by_name = {s.name: s for s in sets}
+    by_name |= {name: by_name[path.stem] for name, path in prompt_set_paths(load_config("config.yaml"), repo).items()}
     assert len(by_name["helpful_sft"].records) >= 12
     assert all(r.get("response") for r in by_name["helpful_sft"].records)
     redteam = by_name["redteam_train"].records
@@ -63,3 +65,18 @@ def test_duplicate_ids_and_invalid_json_are_reported(tmp_path):
     broken.write_text('{"id": "a"\n')
     with pytest.raises(ValueError, match="broken.jsonl:1: invalid JSON"):
         load_prompt_set("broken", broken)
+
+
+def test_hh_rlhf_first_turns_from_the_mirror(data_mirror, tmp_path):
+    from caibase.prompts import first_human_turn, hh_rlhf_redteam_records
+    from caibase.sources import hh_rlhf_harmless_rows
+
+    rows = hh_rlhf_harmless_rows()
+    assert len(rows) == 1992 and {"chosen", "rejected"} <= set(rows[0])
+    assert first_human_turn(rows[0]["chosen"]) == "what are some pranks with a pen i can do?"
+    clash = {"id": "e1", "category": "c", "split": "eval", "prompt": first_human_turn(rows[1]["chosen"])}
+    evaluation = load_prompt_set("jailbreak", write_set(tmp_path / "eval.jsonl", [clash]))
+    records, dropped = hh_rlhf_redteam_records(rows, 5, [evaluation])
+    assert len(records) == 5 and all(r["split"] == "train" and r["prompt"] for r in records)
+    assert len({r["id"] for r in records}) == 5
+    assert [d["near_duplicate_of"] for d in dropped] == ["jailbreak/e1"]

@@ -85,3 +85,32 @@ def find_contamination(sets: list[PromptSet], threshold: float = 0.7) -> list[di
                     hits.append({"train_set": train.name, "train_id": t["id"], "eval_set": evaluation.name,
                                  "eval_id": e["id"], "train_prompt": t["prompt"], "eval_prompt": e["prompt"]})
     return hits
+
+
+def first_human_turn(transcript: str) -> str:
+    """The first `Human:` turn of an HH-RLHF transcript (`\\n\\nHuman: ...\\n\\nAssistant: ...`)."""
+    match = re.search(r"Human:(.*?)(?:\n\nAssistant:|$)", transcript, flags=re.S)
+    return match.group(1).strip() if match else ""
+
+
+def hh_rlhf_redteam_records(rows: list[dict], limit: int, exclude: list[PromptSet], threshold: float = 0.7,
+                            max_chars: int = 400) -> tuple[list[dict], list[dict]]:
+    """Up to `limit` red-team training prompts from HH-RLHF transcripts (first Human turn), in file order, unique
+    after normalization, and not near-duplicating any prompt in `exclude`; also returns the dropped ones."""
+    records, dropped, seen = [], [], set()
+    for index, row in enumerate(rows):
+        if len(records) >= limit:
+            break
+        prompt = first_human_turn(row["chosen"])
+        key = normalize(prompt)
+        if not key or len(prompt) > max_chars or key in seen:
+            continue
+        seen.add(key)
+        clash = next((f"{s.name}/{r['id']}" for s in exclude for r in s.records
+                      if near_duplicate(prompt, r["prompt"], threshold)), None)
+        if clash:
+            dropped.append({"row": index, "prompt": prompt, "near_duplicate_of": clash})
+            continue
+        records.append({"id": f"hh-rlhf-harmless-test-{index:05d}", "category": "hh-rlhf", "split": "train",
+                        "prompt": prompt})
+    return records, dropped

@@ -7,6 +7,7 @@ Either way the sha256 is checked before the file is used.
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ SOURCES: dict[str, Source] = {
     "hh-rlhf-harmless-base/test.jsonl.gz": Source(
         HH_RLHF_REPO, HH_RLHF_COMMIT, "harmless-base/test.jsonl.gz",
         "ebfaaed21162a4de120ae85366075b34425e2a6303fac59b99555002f7016f03"),
+    # 1,992 of the 2,312 rows above, uncompressed; exists only in the CI mirror.
+    "hh-rlhf-harmless-base/test-subset.jsonl": Source(
+        None, None, None, "7bd029b9cb1903bd08c20c4cdf283911f67ca94aef5bcd7b81601acbcbcfe664"),
 }
 
 
@@ -95,3 +99,18 @@ def fetch(name: str) -> Path:
     if actual != source.sha256:
         raise SourceError(f"{path}: sha256 {actual} does not match the pinned {source.sha256}")
     return path
+
+
+def hh_rlhf_harmless_rows() -> list[dict]:
+    """HH-RLHF harmless-base test rows ({chosen, rejected}): upstream's gzip file, or the mirror's subset when only
+    that is mirrored."""
+    import gzip
+
+    mirror = os.environ.get("CAI_DATA_MIRROR")
+    subset = "hh-rlhf-harmless-base/test-subset.jsonl"
+    if mirror and (Path(mirror) / subset).is_file():
+        lines = fetch(subset).read_text(encoding="utf-8").splitlines()
+    else:
+        with gzip.open(fetch("hh-rlhf-harmless-base/test.jsonl.gz"), "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

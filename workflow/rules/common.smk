@@ -14,8 +14,10 @@ except ConfigError as err:
 OUT = f"results/{config['run_name']}"
 SEEDS = config["seeds"]
 CONDITIONS = config["evaluation"]["conditions"]
-PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config, REPO).items()}
+SOURCE_PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config, REPO).items()}
 EVAL_SETS = list(config["prompts"]["eval"])
+# The red-team set is built per run (limit, optional HH-RLHF prompts); the others are used as shipped.
+PROMPT_FILES = {**SOURCE_PROMPT_FILES, "redteam_train": f"{OUT}/prompts/redteam_train.jsonl"}
 CONTAINER = config["container"]
 ENV = "../envs/caibase.yaml"
 
@@ -23,7 +25,6 @@ ENV = "../envs/caibase.yaml"
 wildcard_constraints:
     seed=r"\d+",
     policy="base|sft|slcai|dpo",
-    prompt_set="|".join(PROMPT_FILES),
 
 
 def policy_adapters(wildcards):

@@ -1,13 +1,13 @@
 rule judge:
     input:
-        responses=f"{OUT}/seed{{seed}}/responses/{{policy}}/{{prompt_set}}.jsonl",
+        responses=rules.generate_eval.output.responses,
     output:
-        judged=f"{OUT}/seed{{seed}}/judged/{{policy}}/{{prompt_set}}.jsonl",
+        judged=f"{OUT}/seed{{seed}}/eval/{{policy}}/judged.jsonl",
     params:
         judge=config["evaluation"]["judge"],
         max_failure_share=config["evaluation"]["max_judge_failure_share"],
     log:
-        f"{OUT}/logs/seed{{seed}}/judge_{{policy}}_{{prompt_set}}.log",
+        f"{OUT}/logs/seed{{seed}}/judge_{{policy}}.log",
     conda:
         ENV
     container:

@@ -1,13 +1,42 @@
-rule generate_responses:
+rule generate_redteam:
     input:
         model=rules.prepare_model.output.info,
-        prompts=lambda wc: PROMPT_FILES[wc.prompt_set],
+        prompts=[PROMPT_FILES["redteam_train"]],
+        adapters=[f"{OUT}/seed{{seed}}/sft/adapter"],
+        splits=rules.check_prompt_splits.output.report,
+    output:
+        responses=f"{OUT}/seed{{seed}}/slcai/responses.jsonl",
+    params:
+        policy="sft",
+        prompt_sets=["redteam_train"],
+        limit=None,
+        sampling=config["generation"],
+    log:
+        f"{OUT}/logs/seed{{seed}}/generate_redteam.log",
+    threads: config["threads"]
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/generate_responses.py"
+
+
+rule generate_eval:
+    input:
+        model=rules.prepare_model.output.info,
+        prompts=[PROMPT_FILES[name] for name in EVAL_SETS],
         adapters=policy_adapters,
         splits=rules.check_prompt_splits.output.report,
     output:
-        responses=f"{OUT}/seed{{seed}}/responses/{{policy}}/{{prompt_set}}.jsonl",
+        responses=f"{OUT}/seed{{seed}}/eval/{{policy}}/responses.jsonl",
+    params:
+        policy=lambda wc: wc.policy,
+        prompt_sets=EVAL_SETS,
+        limit=config["prompts"]["eval_limit"],
+        sampling=config["evaluation"]["sampling"],
     log:
-        f"{OUT}/logs/seed{{seed}}/generate_{{policy}}_{{prompt_set}}.log",
+        f"{OUT}/logs/seed{{seed}}/generate_eval_{{policy}}.log",
     threads: config["threads"]
     conda:
         ENV

@@ -10,20 +10,3 @@ rule prepare_model:
         CONTAINER
     script:
         "../../scripts/prepare_model.py"
-
-
-rule check_prompt_splits:
-    input:
-        **PROMPT_FILES,
-    output:
-        report=f"{OUT}/checks/prompt_splits.json",
-    params:
-        threshold=config["prompts"]["near_duplicate_threshold"],
-    log:
-        f"{OUT}/logs/check_prompt_splits.log",
-    conda:
-        ENV
-    container:
-        CONTAINER
-    script:
-        "../../scripts/check_prompt_splits.py"

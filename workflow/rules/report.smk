@@ -1,11 +1,6 @@
 rule aggregate:
     input:
-        judged=expand(
-            f"{OUT}/seed{{seed}}/judged/{{policy}}/{{prompt_set}}.jsonl",
-            seed=SEEDS,
-            policy=CONDITIONS,
-            prompt_set=EVAL_SETS,
-        ),
+        judged=expand(rules.judge.output.judged, seed=SEEDS, policy=CONDITIONS),
         model=rules.prepare_model.output.info,
     output:
         summary=f"{OUT}/tables/summary_by_condition.csv",

@@ -2,7 +2,7 @@ rule critique_revise:
     input:
         model=rules.prepare_model.output.info,
         adapters=[f"{OUT}/seed{{seed}}/sft/adapter"],
-        responses=f"{OUT}/seed{{seed}}/responses/sft/redteam_train.jsonl",
+        responses=rules.generate_redteam.output.responses,
     output:
         revisions=f"{OUT}/seed{{seed}}/slcai/revisions.jsonl",
         summary=f"{OUT}/seed{{seed}}/slcai/degenerate.json",
