@@ -21,7 +21,7 @@ def main(smk) -> None:
     config, critique_cfg = smk.config, smk.config["critique"]
     model_dir = Path(smk.input.model).parent
     constitution = load_constitution(config["constitution"], REPO_ROOT)
-    responses = read_jsonl(smk.input.responses)
+    responses = [r for r in read_jsonl(smk.input.responses) if r["sample"] == 0]
     model = load_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"], device=config["device"])
     shards = Path(f"{smk.output.revisions}.shards")  # finished batches; a rerun resumes from them
     shards.mkdir(parents=True, exist_ok=True)

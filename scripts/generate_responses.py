@@ -1,4 +1,4 @@
-"""Sample one response per prompt from a policy (base, sft, slcai or dpo) for one seed, over one or more prompt sets.
+"""Sample responses (`n_samples` per prompt) from a policy (base, sft, slcai or dpo) for one seed, over one or more prompt sets.
 Finished batches go to a `.partial` file first, so a killed job resumes where it stopped.
 
     snakemake --cores 2 results/embedded-cpu/seed1/slcai/responses.jsonl      # SFT policy on red-team prompts
@@ -25,19 +25,21 @@ def main(smk) -> None:
     model_dir = Path(smk.input.model).parent
     records = []
     for name, path in zip(smk.params.prompt_sets, smk.input.prompts, strict=True):
-        prompts = load_prompt_set(name, path).records
-        records += [{**r, "prompt_set": name} for r in prompts[: smk.params.limit or None]]
+        prompts = load_prompt_set(name, path).records[: smk.params.limit or None]
+        records += [{**r, "prompt_set": name, "sample": k} for r in prompts for k in range(smk.params.n_samples)]
     settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"], device=config["device"])
     shard = f"{smk.output.responses}.partial"
     generations = generate(
         model, tokenizer, [dialogue_prompt(r["prompt"]) for r in records], settings,
-        [sample_seed(seed, f"{policy}:{r['prompt_set']}:{r['id']}") for r in records], shard_path=shard,
+        [sample_seed(seed, f"{policy}:{r['prompt_set']}:{r['id']}" + (f":s{r['sample']}" if r["sample"] else ""))
+         for r in records], shard_path=shard,
     )
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.responses, (
-        {"id": r["id"], "prompt_set": r["prompt_set"], "category": r["category"], "prompt": r["prompt"],
+        {"id": r["id"], "sample": r["sample"], "prompt_set": r["prompt_set"], "category": r["category"],
+         "prompt": r["prompt"],
          "policy": policy, "response": g.text, "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
          "stop": g.stop, "truncated": g.truncated, "degenerate": degenerate_reason(g.text, r["prompt"]),
          "generation": settings.asdict(), "provenance": provenance}

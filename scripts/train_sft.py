@@ -33,7 +33,8 @@ def main(smk) -> None:
     model = load_model(model_dir, dtype=config["model"]["dtype"], device=config["device"])
     with tempfile.TemporaryDirectory() as work:
         train_sft(model, load_tokenizer(model_dir), records, smk.params.trainer, seed, Path(smk.output.adapter),
-                  Path(smk.output.history), Path(work), device=config["device"])
+                  Path(smk.output.history), Path(work), device=config["device"],
+                  dtype=config["model"]["dtype"])
     write_json(Path(smk.output.adapter) / "caibase.json",
                {"stage": smk.rule, "n_examples": len(records), "n_revisions": n_revisions, **stamp(config, load_model_info(model_dir), seed)})
     log.info("%s adapter written to %s (%d examples, %d revisions)", smk.rule, smk.output.adapter, len(records),

@@ -38,7 +38,12 @@ def data_mirror(monkeypatch) -> Path:
 
 
 def load_config(name: str) -> dict:
-    return yaml.safe_load((REPO / "config" / name).read_text())
+    """A shipped config with the schema's defaults filled in, as Snakemake's validate() does."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
 
 
 def snakemake_bin() -> str:

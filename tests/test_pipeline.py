@@ -32,8 +32,11 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     seeds, conditions = len(config["seeds"]), len(config["evaluation"]["conditions"])
     for rule in ("prepare_model", "build_redteam_set", "check_prompt_splits", "aggregate"):
         assert counts[rule] == 1, rule
-    for rule in ("sft", "critique_revise", "preference_pairs", "slcai_sft", "dpo"):
+    for rule in ("sft", "critique_revise", "preference_pairs", "slcai_sft"):
         assert counts[rule] == seeds, rule
+    aif = "dpo_aif" in config["evaluation"]["conditions"]
+    assert counts["dpo"] == seeds * (1 + aif) and counts.get("ai_feedback_labels", 0) == seeds * aif
+    assert counts.get("validate_feedback_model", 0) == int(config["feedback"]["validate"])
     assert counts["generate_redteam"] == seeds
     assert counts["generate_eval"] == counts["judge"] == seeds * conditions
 
@@ -64,7 +67,8 @@ def test_smoke_run_writes_every_stage(smoke_run):
     assert json.loads((out / "checks" / "prompt_splits.json").read_text())["contaminated_pairs"] == 0
     for seed in config["seeds"]:
         seed_dir = out / f"seed{seed}"
-        for stage, trainer in (("sft", "sft"), ("slcai", "slcai_sft"), ("dpo", "dpo")):
+        for stage, trainer in (("sft", "sft"), ("slcai", "slcai_sft"), ("dpo/revision", "dpo"),
+                               ("dpo/ai-feedback", "dpo")):
             adapter = seed_dir / stage / "adapter"
             assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
             stamp = json.loads((adapter / "caibase.json").read_text())
@@ -72,7 +76,11 @@ def test_smoke_run_writes_every_stage(smoke_run):
             history = pd.read_csv(seed_dir / stage / "history.csv")
             assert len(history) == config[trainer]["max_steps"] and history["loss"].notna().all()
         assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(
-            pd.read_csv(seed_dir / "dpo" / "history.csv").columns)
+            pd.read_csv(seed_dir / "dpo" / "revision" / "history.csv").columns)
+        labels = read_jsonl(seed_dir / "pairs" / "ai-feedback.labels.jsonl")
+        assert labels and all(0 <= x["p_first"] <= 1 and x["principle_id"] for x in labels)
+        aif_pairs = read_jsonl(seed_dir / "pairs" / "ai-feedback.jsonl")
+        assert len(aif_pairs) == len(labels) and all(p["p_chosen"] >= 0.5 for p in aif_pairs)
 
         revisions = read_jsonl(seed_dir / "slcai" / "revisions.jsonl")
         assert len(revisions) == config["prompts"]["redteam_limit"] + config["prompts"]["redteam_hh_rlhf"]
@@ -101,6 +109,18 @@ def test_smoke_run_writes_every_stage(smoke_run):
                 assert record["condition"] == condition and record["seed"] == seed
                 assert record["status"] == "ok" and record["judge_is_proxy"] is True
                 assert record["provenance"]["model_kind"] == "base"
+
+
+def test_smoke_run_validates_the_feedback_model(smoke_run):
+    out, config = smoke_run
+    summary = json.loads((out / "feedback" / "validation" / "summary.json").read_text())
+    hhh = read_jsonl(out / "feedback" / "validation" / "hhh.jsonl")
+    assert len(hhh) == summary["hhh"]["n"] == 100
+    assert summary["hhh"]["correct"] == sum(r["correct"] for r in hhh)
+    low, high = summary["hhh"]["accuracy_ci95_wilson"]
+    assert 0 <= low <= summary["hhh"]["accuracy"] <= high <= 1
+    assert sum(b["n"] for b in summary["hhh"]["calibration"]) == 100
+    assert summary["hh_rlhf_harmless_base"]["n"] == config["feedback"]["hh_rlhf_pairs"]
 
 
 def test_smoke_run_summary_table(smoke_run):

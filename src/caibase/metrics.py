@@ -67,3 +67,40 @@ def summarize(judged: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
             "n_seeds": len(values), "n_prompts": int(group["n_prompts"].iloc[0]),
         })
     return pd.DataFrame(rows)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (scipy's implementation)."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return float("nan"), float("nan")
+    ci = binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def calibration_table(records: list[dict], edges=(0.5, 0.6, 0.7, 0.8, 0.9, 1.0)) -> list[dict]:
+    """Binned confidence (max of the two option probabilities) against accuracy."""
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        last = high == edges[-1]
+        members = [r for r in records if low <= r["confidence"] < high or (last and r["confidence"] == high)]
+        rows.append({
+            "bin_low": low, "bin_high": high, "n": len(members),
+            "mean_confidence": float(np.mean([r["confidence"] for r in members])) if members else None,
+            "accuracy": float(np.mean([r["correct"] for r in members])) if members else None,
+        })
+    return rows
+
+
+def validation_summary(records: list[dict]) -> dict:
+    """Accuracy with its Wilson 95% CI, position consistency and a calibration table, from per-item records."""
+    n = len(records)
+    correct = sum(bool(r["correct"]) for r in records)
+    low, high = wilson_interval(correct, n)
+    return {
+        "n": n, "correct": correct, "accuracy": correct / n if n else float("nan"),
+        "accuracy_ci95_wilson": [low, high],
+        "position_consistency": sum(bool(r["position_consistent"]) for r in records) / n if n else float("nan"),
+        "calibration": calibration_table(records),
+    }

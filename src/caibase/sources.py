@@ -114,3 +114,29 @@ def hh_rlhf_harmless_rows() -> list[dict]:
         with gzip.open(fetch("hh-rlhf-harmless-base/test.jsonl.gz"), "rt", encoding="utf-8") as fh:
             lines = fh.read().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def hhh_rows(sample: str) -> list[dict]:
+    """The paper's HHH evaluation of feedback models: `full` (438 rows) or `dev100`, a 100-row development sample,
+    read from the mirror when it holds it, else selected from the full upstream file by the prompts' sha256."""
+    import hashlib
+    from importlib.resources import files
+
+    if sample not in ("full", "dev100"):
+        raise SourceError(f"unknown HHH sample {sample!r}; use 'full' or 'dev100'")
+    dev100 = "cai-paper/evals/438HHHEvaluations-dev100.jsonl"
+    mirror = os.environ.get("CAI_DATA_MIRROR")
+    if sample == "dev100" and mirror and (Path(mirror) / dev100).is_file():
+        path = fetch(dev100)
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    path = fetch("cai-paper/evals/438HHHEvaluations.jsonl")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if sample == "full":
+        return rows
+    wanted = [line for line in files("caibase.data").joinpath("hhh_dev100_prompt_sha256.txt").read_text().splitlines()
+              if line and not line.startswith("#")]
+    by_hash = {hashlib.sha256(row["prompt"].encode()).hexdigest(): row for row in rows}
+    missing = [h for h in wanted if h not in by_hash]
+    if missing:
+        raise SourceError(f"{len(missing)} rows of the HHH dev100 sample are not in the full file")
+    return [by_hash[h] for h in wanted]

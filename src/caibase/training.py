@@ -26,8 +26,9 @@ def lora_config(cfg: dict) -> LoraConfig:
     )
 
 
-def _common_args(cfg: dict, seed: int, output_dir: Path, device: str) -> dict:
+def _common_args(cfg: dict, seed: int, output_dir: Path, device: str, dtype: str) -> dict:
     return dict(
+        bf16=dtype == "bfloat16",  # TRL turns bf16 on by default; float32 runs stay float32
         output_dir=str(output_dir),
         max_steps=cfg["max_steps"],
         per_device_train_batch_size=cfg["batch_size"],
@@ -55,12 +56,12 @@ def _save(trainer, adapter_dir: Path, history_csv: Path) -> None:
 
 
 def train_sft(model, tokenizer, records: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
-              work_dir: Path, device: str = "cpu") -> None:
+              work_dir: Path, device: str = "cpu", dtype: str = "float32"):
     """records: {"prompt", "completion"}; loss on the completion only."""
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(
-        **_common_args(cfg, seed, work_dir, device),
+        **_common_args(cfg, seed, work_dir, device, dtype),
         max_length=cfg["max_length"],
         completion_only_loss=True,
         packing=False,
@@ -71,16 +72,18 @@ def train_sft(model, tokenizer, records: list[dict], cfg: dict, seed: int, adapt
     )
     trainer.train()
     _save(trainer, adapter_dir, history_csv)
+    return trainer
 
 
 def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
-              work_dir: Path, device: str = "cpu") -> None:
+              work_dir: Path, device: str = "cpu", dtype: str = "float32"):
     """pairs: {"prompt", "chosen", "rejected"}; `model` is the SFT policy, which TRL also uses as the reference."""
     from trl import DPOConfig, DPOTrainer
 
     args = DPOConfig(
-        **_common_args(cfg, seed, work_dir, device),
+        **_common_args(cfg, seed, work_dir, device, dtype),
         beta=cfg["beta"],
+        label_smoothing=cfg.get("label_smoothing", 0.0),
         max_length=cfg["max_length"],
     )
     trainer = DPOTrainer(
@@ -90,3 +93,4 @@ def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter
     )
     trainer.train()
     _save(trainer, adapter_dir, history_csv)
+    return trainer

@@ -24,7 +24,8 @@ ENV = "../envs/caibase.yaml"
 
 wildcard_constraints:
     seed=r"\d+",
-    policy="base|sft|slcai|dpo",
+    policy="base|sft|slcai|dpo|dpo_aif",
+    pairs="revision|ai-feedback",
 
 
 def policy_adapters(wildcards):
@@ -34,12 +35,14 @@ def policy_adapters(wildcards):
         "base": [],
         "sft": [f"{seed_dir}/sft/adapter"],
         "slcai": [f"{seed_dir}/slcai/adapter"],
-        "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/adapter"],
+        "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/revision/adapter"],
+        "dpo_aif": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/ai-feedback/adapter"],
     }[wildcards.policy]
 
 
 def final_outputs():
-    return [
+    validation = [f"{OUT}/feedback/validation/summary.json"] if config["feedback"]["validate"] else []
+    return validation + [
         f"{OUT}/tables/summary_by_condition.csv",
         f"{OUT}/tables/per_seed.csv",
         f"{OUT}/metrics.json",

@@ -2,12 +2,12 @@ rule dpo:
     input:
         model=rules.prepare_model.output.info,
         sft_adapter=rules.sft.output.adapter,
-        pairs=rules.preference_pairs.output.pairs,
+        pairs=f"{OUT}/seed{{seed}}/pairs/{{pairs}}.jsonl",
     output:
-        adapter=directory(f"{OUT}/seed{{seed}}/dpo/adapter"),
-        history=f"{OUT}/seed{{seed}}/dpo/history.csv",
+        adapter=directory(f"{OUT}/seed{{seed}}/dpo/{{pairs}}/adapter"),
+        history=f"{OUT}/seed{{seed}}/dpo/{{pairs}}/history.csv",
     log:
-        f"{OUT}/logs/seed{{seed}}/dpo.log",
+        f"{OUT}/logs/seed{{seed}}/dpo_{{pairs}}.log",
     threads: config["threads"]
     conda:
         ENV

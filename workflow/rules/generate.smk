@@ -10,6 +10,7 @@ rule generate_redteam:
         policy="sft",
         prompt_sets=["redteam_train"],
         limit=None,
+        n_samples=2 if "dpo_aif" in CONDITIONS else 1,  # AI feedback compares two samples
         sampling=config["generation"],
     log:
         f"{OUT}/logs/seed{{seed}}/generate_redteam.log",
@@ -34,6 +35,7 @@ rule generate_eval:
         policy=lambda wc: wc.policy,
         prompt_sets=EVAL_SETS,
         limit=config["prompts"]["eval_limit"],
+        n_samples=1,
         sampling=config["evaluation"]["sampling"],
     log:
         f"{OUT}/logs/seed{{seed}}/generate_eval_{{policy}}.log",

@@ -1,0 +1,202 @@
+"""RL-CAI AI feedback: a feedback model compares two responses under a sampled principle in the paper's
+multiple-choice format, and the normalized probabilities of " (A)" and " (B)" become soft preference labels.
+
+Each comparison is asked in both option orders and the two probabilities are averaged, which cancels the model's
+position bias; both orders, the principle and whether the choice survives the swap are kept. The same scorer
+validates a feedback model on labeled comparisons (the paper's HHH evaluation, HH-RLHF chosen/rejected pairs).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Sequence
+
+import torch
+
+from caibase.constitution import Constitution
+
+HEADER = "Consider the following conversation between a human and an assistant:"
+OPTIONS = (" (A)", " (B)")
+
+
+def comparison_prompt(conversation: str, principle: str, option_a: str, option_b: str) -> str:
+    """The paper's format: conversation, principle, options in [[[ ]]], then "The answer is:"."""
+    return (
+        f"\n\n{HEADER}\n\n{conversation.strip()}\n\n\n{principle.strip()} Options:\n"
+        f" (A) [[[{option_a.strip()}]]]\n (B) [[[{option_b.strip()}]]]\n\nThe answer is:"
+    )
+
+
+def fewshot_prefix(constitution: Constitution, n_examples: int) -> str:
+    """Solved comparisons prepended to every query (answers alternate between A and B in our examples)."""
+    blocks = []
+    for example in constitution.comparison_fewshot[:n_examples]:
+        if "human" in example:  # caibase YAML examples
+            conversation, principle = f"Human: {example['human']}", example["principle"]
+            a, b, answer = example["response_a"], example["response_b"], example["answer"]
+        else:  # the paper's RLMadisonFewShotPrompts: put the correct response at A and B in turn
+            conversation = example["prompt"].strip().removesuffix("Assistant:").strip()
+            principle = constitution.comparison_principles[0].text
+            correct, incorrect = example["corrects"][0], example["incorrects"][0]
+            answer = "A" if len(blocks) % 2 == 0 else "B"
+            a, b = (correct, incorrect) if answer == "A" else (incorrect, correct)
+        blocks.append(comparison_prompt(conversation, principle, a, b) + f" ({answer})")
+    return "".join(blocks)
+
+
+def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 8) -> list[tuple[float, float]]:
+    """log P(" (A)" | prompt) and log P(" (B)" | prompt) for each prompt, by teacher forcing (no sampling)."""
+    option_ids = [tokenizer(option, add_special_tokens=False).input_ids for option in OPTIONS]
+    sequences = []  # (prompt index, option index, ids, number of option tokens)
+    for i, prompt in enumerate(prompts):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+        for j, ids in enumerate(option_ids):
+            sequences.append((i, j, prompt_ids + ids, len(ids)))
+    order = sorted(range(len(sequences)), key=lambda k: -len(sequences[k][2]))
+    scores = [[0.0, 0.0] for _ in prompts]
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    for start in range(0, len(order), batch_size):
+        batch = [sequences[k] for k in order[start : start + batch_size]]
+        width = max(len(ids) for _, _, ids, _ in batch)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, _, ids, _ in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, _, ids, _ in batch], device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        targets = input_ids[:, 1:]
+        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        for row, (i, j, _, n_option) in enumerate(batch):
+            scores[i][j] = token_lp[row, -n_option:].sum().item()
+    return [tuple(s) for s in scores]
+
+
+def prob_first(logprob_a: float, logprob_b: float) -> float:
+    """P(A) after normalizing over the two options."""
+    top = max(logprob_a, logprob_b)
+    ea, eb = math.exp(logprob_a - top), math.exp(logprob_b - top)
+    return ea / (ea + eb)
+
+
+def score_both_orders(model, tokenizer, items: Sequence[dict], prefix: str, batch_size: int) -> list[dict]:
+    """items: {conversation, principle, first, second}. Returns P(first is better) in each order and averaged."""
+    prompts = []
+    for item in items:
+        prompts.append(prefix + comparison_prompt(item["conversation"], item["principle"], item["first"], item["second"]))
+        prompts.append(prefix + comparison_prompt(item["conversation"], item["principle"], item["second"], item["first"]))
+    logprobs = option_logprobs(model, tokenizer, prompts, batch_size)
+    results = []
+    for index in range(len(items)):
+        as_a = prob_first(*logprobs[2 * index])  # first shown as (A)
+        as_b = 1.0 - prob_first(*logprobs[2 * index + 1])  # first shown as (B)
+        results.append({
+            "p_first_order_ab": as_a,
+            "p_first_order_ba": as_b,
+            "p_first": (as_a + as_b) / 2,
+            "position_consistent": (as_a > 0.5) == (as_b > 0.5),
+            "logprobs_order_ab": list(logprobs[2 * index]),
+            "logprobs_order_ba": list(logprobs[2 * index + 1]),
+        })
+    return results
+
+
+def ai_feedback_labels(model, tokenizer, items: Sequence[dict], constitution: Constitution, seed: int,
+                       fewshot_examples: int, batch_size: int = 8) -> list[dict]:
+    """items: {id, prompt, response_1, response_2}. One comparison principle is sampled per item."""
+    prefix = fewshot_prefix(constitution, fewshot_examples)
+    principles = [constitution.sample_comparison_principle(random.Random(f"{seed}:{item['id']}:comparison"))
+                  for item in items]
+    scored = score_both_orders(model, tokenizer, [
+        {"conversation": f"Human: {item['prompt'].strip()}", "principle": p.text,
+         "first": item["response_1"], "second": item["response_2"]}
+        for item, p in zip(items, principles, strict=True)
+    ], prefix, batch_size)
+    return [
+        {"id": item["id"], "prompt": item["prompt"], "response_1": item["response_1"],
+         "response_2": item["response_2"], "principle_id": p.id, **s}
+        for item, p, s in zip(items, principles, scored, strict=True)
+    ]
+
+
+def soft_label_pairs(labels: Sequence[dict], dialogue_prompt) -> list[dict]:
+    """Chosen/rejected by the averaged label; `p_chosen` keeps the soft label (>= 0.5)."""
+    pairs = []
+    for label in labels:
+        first_wins = label["p_first"] >= 0.5
+        chosen, rejected = (label["response_1"], label["response_2"]) if first_wins else (
+            label["response_2"], label["response_1"])
+        pairs.append({"id": label["id"], "prompt": dialogue_prompt(label["prompt"]), "chosen": " " + chosen.strip(),
+                      "rejected": " " + rejected.strip(),
+                      "p_chosen": label["p_first"] if first_wins else 1 - label["p_first"]})
+    return pairs
+
+
+_OPTION_RE = re.compile(r"^(.*?\n \(A\) \[\[\[)(.*?)(\]\]\]\n \(B\) \[\[\[)(.*?)(\]\]\].*)$", flags=re.S)
+
+
+def swap_options(prompt: str) -> str:
+    """The same multiple-choice prompt with options (A) and (B) exchanged."""
+    match = _OPTION_RE.match(prompt)
+    if not match:
+        raise ValueError(f"not a two-option comparison prompt: {prompt[-120:]!r}")
+    head, a, mid, b, tail = match.groups()
+    return f"{head}{b}{mid}{a}{tail}"
+
+
+def score_hhh(model, tokenizer, rows: Sequence[dict], prefix: str = "", batch_size: int = 8) -> list[dict]:
+    """The paper's HHH evaluation: each row's prompt already holds both options; `corrects` names the right one."""
+    prompts = []
+    for row in rows:
+        prompts += [prefix + row["prompt"], prefix + swap_options(row["prompt"])]
+    logprobs = option_logprobs(model, tokenizer, prompts, batch_size)
+    records = []
+    for index, row in enumerate(rows):
+        correct_is_a = row["corrects"][0].strip() == "(A)"
+        p_a = prob_first(*logprobs[2 * index])
+        p_a_swapped = prob_first(*logprobs[2 * index + 1])
+        p_correct_ab = p_a if correct_is_a else 1 - p_a
+        p_correct_ba = 1 - p_a_swapped if correct_is_a else p_a_swapped
+        records.append(_validation_record(f"hhh-{index:03d}", p_correct_ab, p_correct_ba))
+    return records
+
+
+def score_labeled_pairs(model, tokenizer, pairs: Sequence[dict], constitution: Constitution, prefix: str,
+                        seed: int = 0, batch_size: int = 8) -> list[dict]:
+    """pairs: {id, conversation, better, worse} with a human label; a comparison principle is sampled per pair."""
+    items = [{"conversation": pair["conversation"],
+              "principle": constitution.sample_comparison_principle(random.Random(f"{seed}:{pair['id']}")).text,
+              "first": pair["better"], "second": pair["worse"]} for pair in pairs]
+    scored = score_both_orders(model, tokenizer, items, prefix, batch_size)
+    return [_validation_record(pair["id"], s["p_first_order_ab"], s["p_first_order_ba"])
+            for pair, s in zip(pairs, scored, strict=True)]
+
+
+def _validation_record(item_id: str, p_correct_ab: float, p_correct_ba: float) -> dict:
+    p_correct = (p_correct_ab + p_correct_ba) / 2
+    return {
+        "id": item_id, "p_correct_order_ab": p_correct_ab, "p_correct_order_ba": p_correct_ba,
+        "p_correct": p_correct, "correct": p_correct > 0.5, "confidence": max(p_correct, 1 - p_correct),
+        "position_consistent": (p_correct_ab > 0.5) == (p_correct_ba > 0.5),
+    }
+
+
+def hh_rlhf_labeled_pairs(rows: Sequence[dict], limit: int) -> list[dict]:
+    """HH-RLHF rows whose chosen and rejected transcripts share everything but the last assistant turn."""
+    pairs = []
+    for index, row in enumerate(rows):
+        chosen, rejected = row["chosen"], row["rejected"]
+        cut_c, cut_r = chosen.rfind("\n\nAssistant:"), rejected.rfind("\n\nAssistant:")
+        if cut_c < 0 or chosen[:cut_c] != rejected[:cut_r]:
+            continue
+        better = chosen[cut_c + len("\n\nAssistant:"):].strip()
+        worse = rejected[cut_r + len("\n\nAssistant:"):].strip()
+        if not better or not worse or better == worse:
+            continue
+        pairs.append({"id": f"hh-rlhf-{index:05d}", "conversation": chosen[:cut_c].strip(),
+                      "better": better, "worse": worse})
+        if len(pairs) >= limit:
+            break
+    return pairs

@@ -1,0 +1,38 @@
+rule validate_feedback_model:
+    input:
+        model=rules.prepare_model.output.info,
+    output:
+        hhh=f"{OUT}/feedback/validation/hhh.jsonl",
+        hh_rlhf=f"{OUT}/feedback/validation/hh_rlhf.jsonl",
+        summary=f"{OUT}/feedback/validation/summary.json",
+    params:
+        feedback=config["feedback"],
+    log:
+        f"{OUT}/logs/validate_feedback_model.log",
+    threads: config["threads"]
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/validate_feedback_model.py"
+
+
+rule ai_feedback_labels:
+    input:
+        model=rules.prepare_model.output.info,
+        responses=rules.generate_redteam.output.responses,
+    output:
+        labels=f"{OUT}/seed{{seed}}/pairs/ai-feedback.labels.jsonl",
+        pairs=f"{OUT}/seed{{seed}}/pairs/ai-feedback.jsonl",
+    params:
+        feedback=config["feedback"],
+    log:
+        f"{OUT}/logs/seed{{seed}}/ai_feedback_labels.log",
+    threads: config["threads"]
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/ai_feedback_labels.py"
