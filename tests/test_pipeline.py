@@ -168,3 +168,21 @@ def test_contaminated_eval_set_fails_the_run(tmp_path):
     log = (tmp_path / "results" / "smoke" / "logs" / "check_prompt_splits.log").read_text()
     assert f"redteam_train/{train[5]['id']}" in log and "jailbreak/leak-1" in log
     assert not (tmp_path / "results" / "smoke" / "checks" / "prompt_splits.json").exists()
+
+
+def test_same_seed_reruns_byte_identical_and_seeds_differ(smoke_run, tmp_path):
+    """A second run of the smoke config in a fresh directory gives the same bytes for pairs, judged records and
+    metrics; the two seeds of one run give different pairs."""
+    out, config = smoke_run
+    result = snakemake(tmp_path, "smoke.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = tmp_path / "results" / "smoke"
+    compared = ["metrics.json", "tables/summary_by_condition.csv", "tables/per_seed.csv"]
+    for seed in config["seeds"]:
+        compared += [f"seed{seed}/pairs/revision.jsonl", f"seed{seed}/pairs/ai-feedback.jsonl",
+                     f"seed{seed}/slcai/revisions.jsonl"]
+        compared += [f"seed{seed}/eval/{c}/judged.jsonl" for c in config["evaluation"]["conditions"]]
+    for name in compared:
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+    first, second = (read_jsonl(out / f"seed{s}" / "slcai" / "responses.jsonl") for s in config["seeds"][:2])
+    assert [r["response"] for r in first] != [r["response"] for r in second]

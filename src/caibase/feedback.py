@@ -47,31 +47,45 @@ def fewshot_prefix(constitution: Constitution, n_examples: int) -> str:
 
 
 def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 8) -> list[tuple[float, float]]:
-    """log P(" (A)" | prompt) and log P(" (B)" | prompt) for each prompt, by teacher forcing (no sampling)."""
-    option_ids = [tokenizer(option, add_special_tokens=False).input_ids for option in OPTIONS]
-    sequences = []  # (prompt index, option index, ids, number of option tokens)
-    for i, prompt in enumerate(prompts):
-        prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
-        for j, ids in enumerate(option_ids):
-            sequences.append((i, j, prompt_ids + ids, len(ids)))
-    order = sorted(range(len(sequences)), key=lambda k: -len(sequences[k][2]))
-    scores = [[0.0, 0.0] for _ in prompts]
+    """log P(" (A)" | prompt) and log P(" (B)" | prompt) for each prompt, by teacher forcing (no sampling).
+
+    One forward pass covers the prompt and option A; option B shares A's tokens up to where they differ, so only
+    its remaining tokens are run, on A's KV cache cut back to that point.
+    """
+    option_a, option_b = (tokenizer(option, add_special_tokens=False).input_ids for option in OPTIONS)
+    split = next(k for k, (x, y) in enumerate(zip(option_a, option_b)) if x != y)  # first differing token
+    encoded = [tokenizer(prompt, add_special_tokens=False).input_ids for prompt in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    scores: list[tuple[float, float]] = [(0.0, 0.0)] * len(prompts)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id
     for start in range(0, len(order), batch_size):
-        batch = [sequences[k] for k in order[start : start + batch_size]]
-        width = max(len(ids) for _, _, ids, _ in batch)
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, _, ids, _ in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, _, ids, _ in batch], device=device)
+        rows = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in rows) + len(option_a)
+        ids = torch.tensor([[pad] * (width - len(encoded[i]) - len(option_a)) + encoded[i] + option_a for i in rows],
+                           device=device)
+        mask = (torch.arange(width, device=device)[None, :] >= (width - torch.tensor(
+            [len(encoded[i]) + len(option_a) for i in rows], device=device))[:, None]).long()
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = input_ids[:, 1:]
-        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        for row, (i, j, _, n_option) in enumerate(batch):
-            scores[i][j] = token_lp[row, -n_option:].sum().item()
-    return [tuple(s) for s in scores]
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+            first = width - len(option_a)  # index of A's first token
+            lp_a = sum(logprobs[:, first + k - 1, t] for k, t in enumerate(option_a))
+            lp_b = sum(logprobs[:, first + k - 1, t] for k, t in enumerate(option_b[: split + 1]))
+            rest = option_b[split + 1 :]
+            if rest:  # run B's tokens after the split point on A's cache cut back to B's split token
+                cache = out.past_key_values
+                cache.crop(-(len(option_a) - split))  # keep the prompt and the shared option tokens
+                tail = torch.tensor([option_b[split:]] * len(rows), device=device)
+                tail_mask = torch.cat([mask[:, : first + split], torch.ones_like(tail)], dim=1)
+                tail_pos = positions[:, first + split - 1 : first + split] + 1 + torch.arange(tail.shape[1], device=device)
+                tail_lp = torch.log_softmax(model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
+                                                  past_key_values=cache, use_cache=True).logits.float(), dim=-1)
+                lp_b = lp_b + sum(tail_lp[:, k, t] for k, t in enumerate(rest))
+        for row, i in enumerate(rows):
+            scores[i] = (lp_a[row].item(), lp_b[row].item())
+    return scores
 
 
 def prob_first(logprob_a: float, logprob_b: float) -> float:
