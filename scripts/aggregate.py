@@ -1,4 +1,6 @@
-"""Per-condition table over seeds (mean, sd, two-way bootstrap CI) from every judged record.
+"""Per-condition table over seeds (mean, sd, two-way bootstrap CI) and paired differences between conditions (same
+seeds and prompts: bootstrap CI, sign-flip permutation test over seeds, minimum detectable effect), from every
+judged record.
 
     snakemake --cores 1 results/embedded-cpu/tables/summary_by_condition.csv
 """
@@ -6,7 +8,7 @@
 import pandas as pd
 
 from caibase.artifacts import atomic_path, read_json, read_jsonl, write_json
-from caibase.metrics import summarize, per_seed
+from caibase.metrics import paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
 from caibase.runtime import setup
 
@@ -23,6 +25,9 @@ def main(smk) -> None:
         summary.to_csv(tmp, index=False, float_format="%.4f")
     with atomic_path(smk.output.per_seed) as tmp:
         per_seed(judged).to_csv(tmp, index=False, float_format="%.4f")
+    paired = paired_table(judged, smk.config["evaluation"]["conditions"], n_boot=smk.params.bootstrap_samples)
+    with atomic_path(smk.output.paired) as tmp:
+        paired.to_csv(tmp, index=False, float_format="%.4f")
     write_json(smk.output.metrics, {
         "run_name": smk.config["run_name"],
         "model": {k: model[k] for k in ("id", "source", "kind", "sha256", "revision")},
@@ -33,6 +38,12 @@ def main(smk) -> None:
         "config_sha256": config_sha256(smk.config),
         "code_version": code_version(),
         "summary": summary.to_dict(orient="records"),
+        "paired_differences": paired.to_dict(orient="records"),
+        "feedback_validation": {
+            dataset: {key: result[key] for key in ("n", "accuracy", "accuracy_ci95_wilson", "position_consistency")}
+            for path in smk.input.feedback
+            for dataset, result in read_json(path).items() if isinstance(result, dict) and "accuracy" in result
+        },
     })
     log.info("aggregated %d judged records", len(judged))
 

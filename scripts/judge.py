@@ -4,13 +4,14 @@
 """
 
 from caibase.artifacts import read_jsonl, sha256_text, write_jsonl
-from caibase.judges import make_judge
+from caibase.judges import canary_check, make_judge
 from caibase.runtime import setup
 
 
 def main(smk) -> None:
     log = setup(smk.log[0])
     judge = make_judge(smk.params.judge)
+    log.info("canary check: %s", canary_check(judge))
     records = read_jsonl(smk.input.responses)
     judged = [
         {"id": r["id"], "prompt_set": r["prompt_set"], "category": r["category"], "condition": r["policy"],

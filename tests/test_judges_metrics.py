@@ -45,3 +45,73 @@ def test_two_way_bootstrap_width_grows_with_seed_variance():
     low_a, high_a = two_way_bootstrap(flat, n_boot=500)
     low_b, high_b = two_way_bootstrap(shifted, n_boot=500)
     assert high_b - low_b > high_a - low_a
+
+
+def simulate(n_seeds, n_prompts, effect, rng):
+    """Binary outcomes with seed and prompt effects; returns a judged frame for conditions 'control' and 'treat'."""
+    prompt_logit = rng.normal(0, 1.0, n_prompts)
+    rows = []
+    for seed in range(n_seeds):
+        seed_shift = rng.normal(0, 0.3)
+        for condition, shift in (("control", 0.0), ("treat", effect)):
+            p = 1 / (1 + np.exp(-(prompt_logit + seed_shift + shift)))
+            for j, success in enumerate(rng.random(n_prompts) < p):
+                rows.append({"condition": condition, "seed": seed, "prompt_set": "jailbreak", "prompt_id": f"p{j}",
+                             "status": "ok", "attack_success": bool(success), "refused": not success})
+    return pd.DataFrame(rows), prompt_logit
+
+
+def test_two_way_bootstrap_covers_the_truth_and_is_not_far_too_wide():
+    """Simulated seeds x prompts data with seed, prompt and Bernoulli noise. The pigeonhole (two-way) bootstrap is
+    known to be conservative, since the cell noise enters through both the seed and the prompt resampling: the test
+    requires at least nominal coverage and a half-width no larger than twice the estimator's true 95% half-width."""
+    rng = np.random.default_rng(7)
+    population = rng.normal(0, 1.0, 400)
+    truth = np.mean([np.mean(1 / (1 + np.exp(-(population + s)))) for s in rng.normal(0, 0.3, 4000)])
+    estimates, half_widths, covered, trials = [], [], 0, 150
+    for _ in range(trials):
+        prompts = population[rng.integers(0, 400, 30)]
+        p = 1 / (1 + np.exp(-(prompts[None, :] + rng.normal(0, 0.3, (5, 1)))))
+        matrix = (rng.random(p.shape) < p).astype(float)
+        low, high = two_way_bootstrap(matrix, n_boot=300, seed=int(rng.integers(1 << 30)))
+        covered += low <= truth <= high
+        estimates.append(matrix.mean())
+        half_widths.append((high - low) / 2)
+    assert covered / trials >= 0.93
+    assert np.mean(half_widths) <= 2 * 1.96 * np.std(estimates)
+
+
+def test_paired_test_detects_a_planted_effect_and_not_a_null():
+    from caibase.metrics import paired_difference
+
+    rng = np.random.default_rng(3)
+    planted, _ = simulate(10, 40, effect=-1.0, rng=rng)
+    result = paired_difference(planted, "treat", "control", "jailbreak", "attack_success", n_boot=300)
+    assert result["difference"] < -0.1 and result["ci95_high"] < 0 and result["p_permutation"] < 0.01
+    null, _ = simulate(10, 40, effect=0.0, rng=rng)
+    result = paired_difference(null, "treat", "control", "jailbreak", "attack_success", n_boot=300)
+    assert result["ci95_low"] < 0 < result["ci95_high"] and result["p_permutation"] > 0.05
+    assert result["mde_80"] > 0 and result["n_seeds"] == 10
+
+
+def test_sign_flip_floor_with_few_seeds():
+    from caibase.metrics import sign_flip_test
+
+    assert sign_flip_test(np.array([0.5, 0.4, 0.6])) == 0.25  # 3 seeds can never reach p < 0.25
+    assert sign_flip_test(np.zeros(4)) == 1.0
+
+
+def test_canary_check_passes_a_working_judge_and_trips_a_broken_one():
+    import pytest
+
+    from caibase.judges import canary_check
+
+    result = canary_check(RefusalStringJudge())
+    assert result["n"] >= 12 and result["agreement"] == 1.0
+
+    class AlwaysCompliance(RefusalStringJudge):
+        def judge(self, prompt, response):
+            return super().judge(prompt, "Sure.")
+
+    with pytest.raises(RuntimeError, match="canary set"):
+        canary_check(AlwaysCompliance())

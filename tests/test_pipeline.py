@@ -137,6 +137,10 @@ def test_smoke_run_summary_table(smoke_run):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["judge_is_proxy"] is True and metrics["model"]["kind"] == "base"
     assert len(metrics["summary"]) == len(summary)
+    assert metrics["feedback_validation"]["hhh"]["n"] == 100
+    paired = pd.read_csv(out / "tables" / "paired_differences.csv")
+    assert {("dpo", "sft"), ("dpo_aif", "sft"), ("slcai", "base")} <= set(zip(paired.treatment, paired.control))
+    assert paired.p_permutation.between(0, 1).all() and (paired.n_seeds == len(config["seeds"])).all()
 
 
 def test_smoke_run_is_complete_and_nothing_left_to_do(smoke_run):

@@ -117,3 +117,19 @@ def make_judge(cfg: dict):
     if cfg["backend"] not in BACKENDS:
         raise ValueError(f"evaluation.judge.backend: unknown backend {cfg['backend']!r}; known: {sorted(BACKENDS)}")
     return BACKENDS[cfg["backend"]](cfg)
+
+
+def canary_check(judge, max_single_label_share: float = 0.98) -> dict:
+    """Judge a mixed canary set (harmful-compliant, refusing and benign replies, none operational). A judge that
+    gives one label to nearly everything is broken (a dead endpoint, a template the model ignores); raise."""
+    rows = [json.loads(line) for line in
+            files("caibase.data").joinpath("judge_canaries.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    verdicts = [judge.judge(row["prompt"], row["response"]) for row in rows]
+    labels = [v["label"] if v["status"] == "ok" else v["status"] for v in verdicts]
+    top = max(set(labels), key=labels.count)
+    share = labels.count(top) / len(labels)
+    agreement = sum(v["label"] == row["expected"] for v, row in zip(verdicts, rows)) / len(rows)
+    result = {"n": len(rows), "most_common_label": top, "most_common_share": share, "agreement": agreement}
+    if share > max_single_label_share:
+        raise RuntimeError(f"judge {judge.name} gives '{top}' to {share:.0%} of the canary set: {result}")
+    return result

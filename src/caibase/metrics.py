@@ -104,3 +104,70 @@ def validation_summary(records: list[dict]) -> dict:
         "position_consistency": sum(bool(r["position_consistent"]) for r in records) / n if n else float("nan"),
         "calibration": calibration_table(records),
     }
+
+
+def _matrix(judged: pd.DataFrame, condition: str, prompt_set: str, field: str) -> pd.DataFrame:
+    subset = judged[(judged.condition == condition) & (judged.prompt_set == prompt_set)]
+    return subset.pivot_table(index="seed", columns="prompt_id", values=field, aggfunc="mean")
+
+
+def sign_flip_test(differences: np.ndarray) -> float:
+    """Two-sided permutation p-value for a mean difference over seeds: every sign assignment when there are at
+    most 16 seeds, else 100,000 random ones. With n seeds the smallest attainable p is 2 / 2**n."""
+    from itertools import product
+
+    differences = np.asarray(differences, float)
+    observed = abs(differences.mean())
+    n = len(differences)
+    if n <= 16:
+        signs = np.array(list(product((1.0, -1.0), repeat=n)))
+    else:
+        signs = np.random.default_rng(0).choice((1.0, -1.0), size=(100_000, n))
+    null = np.abs((signs * differences).mean(axis=1))
+    return float((null >= observed - 1e-12).mean())
+
+
+def minimum_detectable_effect(per_seed_differences: np.ndarray, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest mean difference a paired design with this many seeds detects at the given power (normal
+    approximation with the observed sd of per-seed differences)."""
+    from scipy.stats import norm
+
+    values = np.asarray(per_seed_differences, float)
+    if len(values) < 2:
+        return float("nan")
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def paired_difference(judged: pd.DataFrame, treatment: str, control: str, prompt_set: str, field: str,
+                      n_boot: int = 2000) -> dict:
+    """Treatment minus control on the same seeds and prompts: mean, two-way bootstrap CI, sign-flip permutation
+    p-value over seeds, and the minimum detectable effect of the design."""
+    judged = judged_ok(judged)
+    a, b = _matrix(judged, treatment, prompt_set, field), _matrix(judged, control, prompt_set, field)
+    seeds, prompts = a.index.intersection(b.index), a.columns.intersection(b.columns)
+    diff = a.loc[seeds, prompts].to_numpy(float) - b.loc[seeds, prompts].to_numpy(float)
+    per_seed_diff = np.nanmean(diff, axis=1)
+    low, high = two_way_bootstrap(diff, n_boot=n_boot)
+    return {
+        "treatment": treatment, "control": control, "prompt_set": prompt_set,
+        "difference": float(np.nanmean(diff)), "ci95_low": low, "ci95_high": high,
+        "p_permutation": sign_flip_test(per_seed_diff), "mde_80": minimum_detectable_effect(per_seed_diff),
+        "n_seeds": len(seeds), "n_prompts": len(prompts),
+    }
+
+
+def comparisons(conditions: list[str]) -> list[tuple[str, str]]:
+    """(treatment, control) pairs worth reporting: every condition against base, and each CAI stage against SFT."""
+    wanted = [(c, "base") for c in conditions if c != "base"]
+    wanted += [("slcai", "sft"), ("dpo", "sft"), ("dpo_aif", "sft"), ("dpo_aif", "dpo")]
+    return [(t, c) for t, c in dict.fromkeys(wanted) if t in conditions and c in conditions]
+
+
+def paired_table(judged: pd.DataFrame, conditions: list[str], n_boot: int = 2000) -> pd.DataFrame:
+    rows = []
+    for prompt_set, (metric, field) in SET_METRICS.items():
+        if prompt_set not in set(judged["prompt_set"]):
+            continue
+        for treatment, control in comparisons(conditions):
+            rows.append({"metric": metric, **paired_difference(judged, treatment, control, prompt_set, field, n_boot)})
+    return pd.DataFrame(rows)

@@ -41,8 +41,7 @@ def policy_adapters(wildcards):
 
 
 def final_outputs():
-    validation = [f"{OUT}/feedback/validation/summary.json"] if config["feedback"]["validate"] else []
-    return validation + [
+    return [
         f"{OUT}/tables/summary_by_condition.csv",
         f"{OUT}/tables/per_seed.csv",
         f"{OUT}/metrics.json",
