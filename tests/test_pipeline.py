@@ -190,3 +190,35 @@ def test_same_seed_reruns_byte_identical_and_seeds_differ(smoke_run, tmp_path):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
     first, second = (read_jsonl(out / f"seed{s}" / "slcai" / "responses.jsonl") for s in config["seeds"][:2])
     assert [r["response"] for r in first] != [r["response"] for r in second]
+
+
+def test_sigkill_mid_run_resumes_to_the_same_outputs(smoke_run, tmp_path):
+    """Kill Snakemake and its jobs with SIGKILL once a generation shard exists, resume with --rerun-incomplete,
+    and end with the same bytes as the uninterrupted run."""
+    import os
+    import signal
+    import time
+
+    out, config = smoke_run
+    cmd = [snakemake_bin(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(REPO / "config" / "smoke.yaml"), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    results = tmp_path / "results" / "smoke"
+    while time.time() < deadline and proc.poll() is None:
+        if any(p.stat().st_size for p in results.rglob("*.partial")) or any(
+                p.stat().st_size for p in results.rglob("*.shards/*.jsonl")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before a shard was seen"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(results.rglob("*.partial")) + list(results.rglob("*.shards")), "finished batches stay behind"
+
+    resumed = subprocess.run(cmd + ["--rerun-incomplete"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    names = ["metrics.json"] + [f"seed{s}/{name}" for s in config["seeds"] for name in (
+        "slcai/responses.jsonl", "slcai/revisions.jsonl", "pairs/revision.jsonl", "pairs/ai-feedback.jsonl")]
+    for name in names:
+        assert (results / name).read_bytes() == (out / name).read_bytes(), name
+    assert not list(results.rglob("*.partial")) and not list(results.rglob("*.shards"))
