@@ -12,7 +12,7 @@ from caibase.artifacts import read_jsonl, write_json
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.provenance import stamp
 from caibase.runtime import setup
-from caibase.training import train_dpo
+from caibase.training import split_dev, train_dpo
 
 
 def main(smk) -> None:
@@ -20,7 +20,7 @@ def main(smk) -> None:
     log = setup(smk.log[0], smk.threads, seed)
     config = smk.config
     model_dir = Path(smk.input.model).parent
-    pairs = read_jsonl(smk.input.pairs)
+    pairs, dev = split_dev(read_jsonl(smk.input.pairs), config["dpo"]["dev_fraction"], seed)
     trainer_cfg = dict(config["dpo"])
     if "p_chosen" in pairs[0] and trainer_cfg["soft_labels"] == "label_smoothing":
         # cDPO needs label_smoothing < 0.5; labels of exactly 0.5 carry no preference
@@ -31,9 +31,9 @@ def main(smk) -> None:
     with tempfile.TemporaryDirectory() as work:
         train_dpo(policy, load_tokenizer(model_dir), pairs, trainer_cfg, seed, Path(smk.output.adapter),
                   Path(smk.output.history), Path(work), device=config["device"],
-                  dtype=config["model"]["dtype"])
+                  dtype=config["model"]["dtype"], dev_pairs=dev)
     write_json(Path(smk.output.adapter) / "caibase.json",
-               {"stage": "dpo", "pairs": smk.wildcards.pairs, "n_pairs": len(pairs),
+               {"stage": "dpo", "pairs": smk.wildcards.pairs, "n_pairs": len(pairs), "n_dev_pairs": len(dev),
                 "label_smoothing": trainer_cfg.get("label_smoothing", 0.0), **stamp(config, load_model_info(model_dir), seed)})
     log.info("DPO adapter written to %s (%d pairs)", smk.output.adapter, len(pairs))
 

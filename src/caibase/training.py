@@ -51,7 +51,7 @@ def _save(trainer, adapter_dir: Path, history_csv: Path) -> None:
     with atomic_path(adapter_dir, directory=True) as tmp:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
     with atomic_path(history_csv) as tmp:
-        history = [row for row in trainer.state.log_history if "loss" in row]
+        history = [row for row in trainer.state.log_history if "loss" in row or "eval_loss" in row]
         pd.DataFrame(history).to_csv(tmp, index=False)
 
 
@@ -75,20 +75,38 @@ def train_sft(model, tokenizer, records: list[dict], cfg: dict, seed: int, adapt
     return trainer
 
 
+def split_dev(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded shuffle, then the first `fraction` of the pairs (at least one, when there are two or more) held out."""
+    import random
+
+    shuffled = list(pairs)
+    random.Random(f"{seed}:dev-split").shuffle(shuffled)
+    n_dev = max(1, round(fraction * len(shuffled))) if fraction > 0 and len(shuffled) > 1 else 0
+    return shuffled[n_dev:], shuffled[:n_dev]
+
+
 def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
-              work_dir: Path, device: str = "cpu", dtype: str = "float32"):
-    """pairs: {"prompt", "chosen", "rejected"}; `model` is the SFT policy, which TRL also uses as the reference."""
+              work_dir: Path, device: str = "cpu", dtype: str = "float32", dev_pairs: list[dict] = ()):
+    """pairs: {"prompt", "chosen", "rejected"}; `model` is the SFT policy, which TRL also uses as the reference.
+    With `dev_pairs`, DPO metrics on them are logged every `eval_steps` steps."""
     from trl import DPOConfig, DPOTrainer
 
+    def as_dataset(items):
+        return Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in items])
+
+    evaluation = dict(eval_strategy="steps", eval_steps=cfg.get("eval_steps", 10),
+                      per_device_eval_batch_size=cfg["batch_size"]) if dev_pairs else {}
     args = DPOConfig(
         **_common_args(cfg, seed, work_dir, device, dtype),
+        **evaluation,
         beta=cfg["beta"],
         label_smoothing=cfg.get("label_smoothing", 0.0),
         max_length=cfg["max_length"],
     )
     trainer = DPOTrainer(
         model=model, ref_model=None, args=args, processing_class=tokenizer,
-        train_dataset=Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]),
+        train_dataset=as_dataset(pairs),
+        eval_dataset=as_dataset(dev_pairs) if dev_pairs else None,
         peft_config=lora_config(cfg["lora"]),
     )
     trainer.train()
