@@ -164,12 +164,12 @@ def test_contaminated_eval_set_fails_the_run(tmp_path):
                                   "prompt": train[5]["prompt"]}) + "\n")
     config["prompts"]["eval"] = {"jailbreak": str(leaked)}
     config_file = tmp_path / "leaky.yaml"
-    import yaml
+    import yaml  # noqa: PLC0415
 
     config_file.write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [snakemake_bin(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-         str(config_file), "--cores", "1", f"results/smoke/checks/prompt_splits.json"],
+         str(config_file), "--cores", "1", "results/smoke/checks/prompt_splits.json"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode != 0
