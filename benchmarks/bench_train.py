@@ -1,6 +1,8 @@
-"""Training cost on the embedded model: steps/s and peak resident memory of SFT and DPO (same LoRA, batch size and
-sequence lengths), each in a fresh process so peak memory is its own. Target: DPO peak memory at most 1.3x SFT's,
-which holds because the DPO reference is the policy with its adapter disabled, not a second model. Writes JSON.
+"""Training cost on the embedded model: steps/s and peak resident memory of SFT and DPO (same LoRA and sequences),
+each in a fresh process so peak memory is its own. A DPO pair is two sequences, so DPO runs `batch_size / 2` pairs
+per forward pass with 2 accumulation steps: the same sequences per forward pass as SFT and `batch_size` pairs per
+optimizer step. Target: DPO peak memory at most 1.3x SFT's, which needs the reference to be the policy with its
+adapter disabled (no second model) and its log-probs computed up front. Writes JSON.
 
     python benchmarks/bench_train.py --out benchmarks/results/train.json
 """
@@ -37,6 +39,8 @@ def child(mode: str, model_dir: Path, steps: int, batch_size: int, threads: int)
     demos = load_prompt_set("helpful_sft", REPO_ROOT / "data/prompts/helpful_sft.jsonl", require=("response",)).records
     cfg = {"max_steps": steps, "learning_rate": 1e-4, "batch_size": batch_size, "max_length": 384, "beta": 0.1,
            "lora": LORA}
+    if mode == "dpo":
+        cfg |= {"batch_size": max(1, batch_size // 2), "gradient_accumulation_steps": 2}
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         start = time.perf_counter()

@@ -101,6 +101,8 @@ def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter
         **evaluation,
         beta=cfg["beta"],
         label_smoothing=cfg.get("label_smoothing", 0.0),
+        # Reference log-probs once, up front (adapter disabled = the SFT policy): no reference pass per step.
+        precompute_ref_log_probs=cfg.get("precompute_ref_log_probs", True),
         max_length=cfg["max_length"],
     )
     trainer = DPOTrainer(
