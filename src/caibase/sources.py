@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from caibase.artifacts import atomic_path, sha256_file
+from caibase.artifacts import atomic_path, read_jsonl, sha256_file
 
 CAI_PAPER_REPO = "anthropics/ConstitutionalHarmlessnessPaper"
 CAI_PAPER_COMMIT = "831f7813dbafab659a526d7452f7adeac464b796"
@@ -109,11 +109,9 @@ def hh_rlhf_harmless_rows() -> list[dict]:
     mirror = os.environ.get("CAI_DATA_MIRROR")
     subset = "hh-rlhf-harmless-base/test-subset.jsonl"
     if mirror and (Path(mirror) / subset).is_file():
-        lines = fetch(subset).read_text(encoding="utf-8").splitlines()
-    else:
-        with gzip.open(fetch("hh-rlhf-harmless-base/test.jsonl.gz"), "rt", encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+        return read_jsonl(fetch(subset))
+    with gzip.open(fetch("hh-rlhf-harmless-base/test.jsonl.gz"), "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 def hhh_rows(sample: str) -> list[dict]:
@@ -127,10 +125,8 @@ def hhh_rows(sample: str) -> list[dict]:
     dev100 = "cai-paper/evals/438HHHEvaluations-dev100.jsonl"
     mirror = os.environ.get("CAI_DATA_MIRROR")
     if sample == "dev100" and mirror and (Path(mirror) / dev100).is_file():
-        path = fetch(dev100)
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    path = fetch("cai-paper/evals/438HHHEvaluations.jsonl")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return read_jsonl(fetch(dev100))
+    rows = read_jsonl(fetch("cai-paper/evals/438HHHEvaluations.jsonl"))
     if sample == "full":
         return rows
     wanted = [line for line in files("caibase.data").joinpath("hhh_dev100_prompt_sha256.txt").read_text().splitlines()
