@@ -10,6 +10,7 @@ import yaml
 
 from caibase.constitution import ANTHROPIC_2022, ConstitutionError, load_constitution
 from caibase.generation import GenerationSettings
+from caibase.launch import is_deepspeed
 from caibase.prompts import PromptSetError, load_prompt_set
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,11 +54,34 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
             load_prompt_set(name, path, require=("response",) if name == "helpful_sft" else ())
         except (PromptSetError, ValueError) as err:
             raise ConfigError(f"config key {key}: {err}") from None
+    training = config.get("training", {})
+    if training.get("launcher") == "accelerate" and not (base_dir / training["accelerate_config"]).is_file():
+        raise ConfigError(f"config key training.accelerate_config: {base_dir / training['accelerate_config']} "
+                          "is not a file")
+    if training.get("launcher") == "accelerate" and config.get("device", "cpu") != "cuda" and is_deepspeed(
+            base_dir / training["accelerate_config"]):
+        raise ConfigError("config key training.accelerate_config: DeepSpeed needs `device: cuda`")
     if config["constitution"] != ANTHROPIC_2022:
         try:
             load_constitution(config["constitution"], base_dir)
         except ConstitutionError as err:
             raise ConfigError(f"config key constitution: {err}") from None
+
+
+def stage_resources(config: dict, stage: str, schema_path: Path = SCHEMA) -> dict:
+    """Snakemake resources for one job of `stage` (a key of the schema's `resources`): the config's values over the
+    schema's per-stage defaults. GPUs count only on `device: cuda`; training under `accelerate` asks for one GPU
+    per process."""
+    stages = yaml.safe_load(schema_path.read_text())["properties"]["resources"]["properties"]
+    if stage not in stages:
+        raise ConfigError(f"config key resources.{stage}: unknown stage (known: {', '.join(stages)})")
+    resources = {**stages[stage]["default"], **config.get("resources", {}).get(stage, {})}
+    training = config.get("training", {})
+    if stage == "train" and training.get("launcher") == "accelerate":
+        resources["gpu"] = training.get("num_processes", 1)
+    if config.get("device", "cpu") != "cuda":
+        resources["gpu"] = 0
+    return resources
 
 
 def sampling_settings(sampling: dict, stop_strings: tuple[str, ...] = ()) -> GenerationSettings:

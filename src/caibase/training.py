@@ -48,8 +48,22 @@ def _common_args(cfg: dict, seed: int, output_dir: Path, device: str, dtype: str
 
 
 def _save(trainer, adapter_dir: Path, history_csv: Path) -> None:
+    accelerator = trainer.accelerator
+    if accelerator.num_processes > 1:  # under `accelerate launch`: gather the weights, the main process writes
+        state_dict = accelerator.get_state_dict(trainer.deepspeed or trainer.model)  # every process takes part
+        if accelerator.is_main_process:
+            with atomic_path(adapter_dir, directory=True) as tmp:
+                accelerator.unwrap_model(trainer.model).save_pretrained(tmp, state_dict=state_dict,
+                                                                        safe_serialization=True)
+                _write_history(trainer, history_csv)
+        accelerator.wait_for_everyone()
+        return
     with atomic_path(adapter_dir, directory=True) as tmp:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
+    _write_history(trainer, history_csv)
+
+
+def _write_history(trainer, history_csv: Path) -> None:
     with atomic_path(history_csv) as tmp:
         history = [row for row in trainer.state.log_history if "loss" in row or "eval_loss" in row]
         pd.DataFrame(history).to_csv(tmp, index=False)

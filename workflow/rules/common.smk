@@ -3,6 +3,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from caibase.config import ConfigError, check_config, prompt_set_paths
+from caibase.config import stage_resources as _stage_resources
 
 REPO = Path(workflow.basedir)
 
@@ -38,6 +39,16 @@ def policy_adapters(wildcards):
         "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/revision/adapter"],
         "dpo_aif": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/ai-feedback/adapter"],
     }[wildcards.policy]
+
+
+def stage_resources(stage):
+    """Resources of one job of a stage (`resources.<stage>` in the config over the schema's defaults)."""
+    return _stage_resources(config, stage, REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def benchmark_file(name):
+    """Where `benchmark:` writes a rule's wall time, memory and I/O (one TSV per job)."""
+    return f"{OUT}/benchmarks/{name}.tsv"
 
 
 def final_outputs():

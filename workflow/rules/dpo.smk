@@ -8,6 +8,10 @@ rule dpo:
         history=f"{OUT}/seed{{seed}}/dpo/{{pairs}}/history.csv",
     log:
         f"{OUT}/logs/seed{{seed}}/dpo_{{pairs}}.log",
+    benchmark:
+        benchmark_file("seed{seed}/dpo_{pairs}")
+    resources:
+        **stage_resources("train"),
     threads: config["threads"]
     conda:
         ENV

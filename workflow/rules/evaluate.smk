@@ -8,6 +8,10 @@ rule judge:
         max_failure_share=config["evaluation"]["max_judge_failure_share"],
     log:
         f"{OUT}/logs/seed{{seed}}/judge_{{policy}}.log",
+    benchmark:
+        benchmark_file("seed{seed}/judge_{policy}")
+    resources:
+        **stage_resources("judge"),
     conda:
         ENV
     container:

@@ -9,6 +9,10 @@ rule validate_feedback_model:
         feedback=config["feedback"],
     log:
         f"{OUT}/logs/validate_feedback_model.log",
+    benchmark:
+        benchmark_file("validate_feedback_model")
+    resources:
+        **stage_resources("feedback"),
     threads: config["threads"]
     conda:
         ENV
@@ -29,6 +33,10 @@ rule ai_feedback_labels:
         feedback=config["feedback"],
     log:
         f"{OUT}/logs/seed{{seed}}/ai_feedback_labels.log",
+    benchmark:
+        benchmark_file("seed{seed}/ai_feedback_labels")
+    resources:
+        **stage_resources("feedback"),
     threads: config["threads"]
     conda:
         ENV

@@ -14,6 +14,10 @@ rule generate_redteam:
         sampling=config["generation"],
     log:
         f"{OUT}/logs/seed{{seed}}/generate_redteam.log",
+    benchmark:
+        benchmark_file("seed{seed}/generate_redteam")
+    resources:
+        **stage_resources("generate"),
     threads: config["threads"]
     conda:
         ENV
@@ -39,6 +43,10 @@ rule generate_eval:
         sampling=config["evaluation"]["sampling"],
     log:
         f"{OUT}/logs/seed{{seed}}/generate_eval_{{policy}}.log",
+    benchmark:
+        benchmark_file("seed{seed}/generate_eval_{policy}")
+    resources:
+        **stage_resources("generate"),
     threads: config["threads"]
     conda:
         ENV

@@ -3,6 +3,10 @@ rule prepare_model:
         info=f"{OUT}/model/model_info.json",
     log:
         f"{OUT}/logs/prepare_model.log",
+    benchmark:
+        benchmark_file("prepare_model")
+    resources:
+        **stage_resources("prepare_model"),
     threads: config["threads"]
     conda:
         ENV

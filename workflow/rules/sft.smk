@@ -10,6 +10,10 @@ rule sft:
         trainer=config["sft"],
     log:
         f"{OUT}/logs/seed{{seed}}/sft.log",
+    benchmark:
+        benchmark_file("seed{seed}/sft")
+    resources:
+        **stage_resources("train"),
     threads: config["threads"]
     conda:
         ENV

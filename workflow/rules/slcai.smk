@@ -8,6 +8,10 @@ rule critique_revise:
         summary=f"{OUT}/seed{{seed}}/slcai/degenerate.json",
     log:
         f"{OUT}/logs/seed{{seed}}/critique_revise.log",
+    benchmark:
+        benchmark_file("seed{seed}/critique_revise")
+    resources:
+        **stage_resources("critique"),
     threads: config["threads"]
     conda:
         ENV
@@ -46,6 +50,10 @@ rule slcai_sft:
         all_revisions=config["slcai_sft"]["all_revisions"],
     log:
         f"{OUT}/logs/seed{{seed}}/slcai_sft.log",
+    benchmark:
+        benchmark_file("seed{seed}/slcai_sft")
+    resources:
+        **stage_resources("train"),
     threads: config["threads"]
     conda:
         ENV
