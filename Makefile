@@ -58,9 +58,9 @@ dry-run: $(STAMP)
 # CUDA-only dependencies are left out of the lock.
 lock:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	$(PYTHON) -m uv pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch -q -o requirements.lock.tmp
-	$(PYTHON) -m uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	$(PYTHON) -m uv pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch \
 	    $$(grep -oE '^(nvidia-[a-z0-9-]+|triton)==' requirements.lock.tmp | sed 's/==//; s/^/--no-emit-package /') \
 	    -q -o requirements.lock

@@ -72,18 +72,14 @@ def run_training(job: dict) -> None:
         STAGES[job["stage"]](job, log)
         return
     log = setup(job["log"])
-    out_dir = Path(next(iter(job["output"].values()))).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=".launch.", dir=out_dir, delete=False) as fh:
-        json.dump(job, fh)
-    try:
-        command = accelerate_command(fh.name, config)
+    with tempfile.TemporaryDirectory(prefix="caibase-launch-") as tmp:
+        job_file = Path(tmp) / "job.json"
+        job_file.write_text(json.dumps(job), encoding="utf-8")
+        command = accelerate_command(job_file, config)
         log.info("launching: %s", " ".join(command))
         sys.stdout.flush()
         # every process writes to this job's log (stdout and stderr are the log file here)
         result = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, check=False)
-    finally:
-        os.unlink(fh.name)
     if result.returncode != 0:
         raise LaunchError(f"accelerate launch of {job['rule']} (seed {job['seed']}) exited with "
                           f"{result.returncode}; see {job['log']}")
