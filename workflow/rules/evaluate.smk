@@ -27,7 +27,7 @@ rule judge:
 rule validate_judges:
     input:
         model=rules.prepare_model.output.info,
-        labeled=config["evaluation"]["judge_validation"]["labeled"],
+        labeled=[str(REPO / path) for path in config["evaluation"]["judge_validation"]["labeled"]],
     output:
         records=f"{OUT}/judges/validation.jsonl",
         table=f"{OUT}/tables/judge_agreement.csv",
