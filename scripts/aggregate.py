@@ -1,6 +1,7 @@
-"""Per-condition table over seeds (mean, sd, two-way bootstrap CI) and paired differences between conditions (same
-seeds and prompts: bootstrap CI, sign-flip permutation test over seeds, minimum detectable effect), from every
-judged record.
+"""Per-condition table over seeds (mean, sd, 95% CI: two-way bootstrap, or Wilson for a single seed), per-seed
+values with Wilson intervals, paired differences between conditions (same seeds and prompts: bootstrap CI,
+sign-flip permutation test over seeds, minimum detectable effect), judge status counts, and metrics.json with all
+of them plus the judges' agreement with human labels, from every judged record.
 
     snakemake --cores 1 results/embedded-cpu/tables/summary_by_condition.csv
 """
@@ -8,9 +9,19 @@ judged record.
 import pandas as pd
 
 from caibase.artifacts import atomic_path, read_json, read_jsonl, write_json
-from caibase.metrics import paired_table, per_seed, summarize
+from caibase.metrics import METRICS, paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
 from caibase.runtime import setup
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with NaN written as null, so metrics.json is strict JSON."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def write_csv(frame: pd.DataFrame, path: str) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.4f")
 
 
 def main(smk) -> None:
@@ -21,24 +32,34 @@ def main(smk) -> None:
     model = read_json(smk.input.model)
     summary.insert(0, "model_kind", model["kind"])
     summary.insert(0, "model_id", model["id"])
-    with atomic_path(smk.output.summary) as tmp:
-        summary.to_csv(tmp, index=False, float_format="%.4f")
-    with atomic_path(smk.output.per_seed) as tmp:
-        per_seed(judged).to_csv(tmp, index=False, float_format="%.4f")
+    write_csv(summary, smk.output.summary)
+    seeds = per_seed(judged)
+    write_csv(seeds, smk.output.per_seed)
     paired = paired_table(judged, smk.config["evaluation"]["conditions"], n_boot=smk.params.bootstrap_samples)
-    with atomic_path(smk.output.paired) as tmp:
-        paired.to_csv(tmp, index=False, float_format="%.4f")
+    write_csv(paired, smk.output.paired)
+    status = (judged.groupby(["condition", "seed", "prompt_set", "task", "status"]).size().rename("n").reset_index())
+    write_csv(status, smk.output.status)
+    agreement = pd.read_csv(smk.input.judge_agreement)
+    judges = judged.drop_duplicates(["task", "judge"])[
+        ["task", "judge", "judge_backend", "judge_model", "judge_is_proxy", "judge_template_sha256"]]
     write_json(smk.output.metrics, {
         "run_name": smk.config["run_name"],
         "model": {k: model[k] for k in ("id", "source", "kind", "sha256", "revision")},
-        "judge": judged["judge"].iloc[0],
-        "judge_failures": judged["status"].ne("ok").sum().item(),
-        "judge_is_proxy": bool(judged["judge_is_proxy"].iloc[0]),
+        "judge": judged.loc[judged.task == "refusal", "judge"].iloc[0],
+        "judge_is_proxy": bool(judged.loc[judged.task == "refusal", "judge_is_proxy"].iloc[0]),
+        "judges": records(judges),
+        "judge_failures": int(judged["status"].isin(["parse_error", "api_error"]).sum()),
+        "judge_status_counts": judged["status"].value_counts().sort_index().to_dict(),
+        "samples_per_prompt": smk.config["evaluation"]["samples_per_prompt"],
+        "metric_definitions": {m.name: {"prompt_set": m.prompt_set, "field": m.field, "category": m.category,
+                                        "per_prompt": m.per_prompt} for m in METRICS},
         "seeds": smk.config["seeds"],
         "config_sha256": config_sha256(smk.config),
         "code_version": code_version(),
-        "summary": summary.to_dict(orient="records"),
-        "paired_differences": paired.to_dict(orient="records"),
+        "summary": records(summary),
+        "per_seed": records(seeds),
+        "paired_differences": records(paired),
+        "judge_agreement": records(agreement),
         "feedback_validation": {
             dataset: {key: result[key] for key in ("n", "accuracy", "accuracy_ci95_wilson", "position_consistency")}
             for path in smk.input.feedback

@@ -1,4 +1,6 @@
-"""Sample responses (`n_samples` per prompt) from a policy (base, sft, slcai or dpo) for one seed, over one or more prompt sets.
+"""Sample responses (`n_samples` per prompt) from a policy (base, sft, slcai, dpo, dpo_aif; instruct_ref: the prepared
+instruct model with its chat template) for one seed, over one or more prompt sets, the first `limit` prompts of each
+taken round-robin over its categories.
 Finished batches go to a `.partial` file first, so a killed job resumes where it stopped.
 
     snakemake --cores 2 results/embedded-cpu/seed1/slcai/responses.jsonl      # SFT policy on red-team prompts
@@ -13,7 +15,7 @@ from caibase.config import sampling_settings
 from caibase.critique import RESPONSE_STOPS, dialogue_prompt
 from caibase.generation import degenerate_reason, generate, sample_seed
 from caibase.models import load_model, load_model_info, load_tokenizer
-from caibase.prompts import load_prompt_set
+from caibase.prompts import chat_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
 from caibase.runtime import setup
 
@@ -25,21 +27,23 @@ def main(smk) -> None:
     model_dir = Path(smk.input.model).parent
     records = []
     for name, path in zip(smk.params.prompt_sets, smk.input.prompts, strict=True):
-        prompts = load_prompt_set(name, path).records[: smk.params.limit or None]
+        limit = smk.params.limit.get(name) if isinstance(smk.params.limit, dict) else smk.params.limit
+        prompts = head_by_category(load_prompt_set(name, path).records, limit)
         records += [{**r, "prompt_set": name, "sample": k} for r in prompts for k in range(smk.params.n_samples)]
     settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"], device=config["device"])
     shard = f"{smk.output.responses}.partial"
+    format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == "instruct_ref" else dialogue_prompt
     generations = generate(
-        model, tokenizer, [dialogue_prompt(r["prompt"]) for r in records], settings,
+        model, tokenizer, [format_prompt(r["prompt"]) for r in records], settings,
         [sample_seed(seed, f"{policy}:{r['prompt_set']}:{r['id']}" + (f":s{r['sample']}" if r["sample"] else ""))
          for r in records], shard_path=shard,
     )
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.responses, (
         {"id": r["id"], "sample": r["sample"], "prompt_set": r["prompt_set"], "category": r["category"],
-         "prompt": r["prompt"],
+         "prompt": r["prompt"], "style": r.get("style"),
          "policy": policy, "response": g.text, "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
          "stop": g.stop, "truncated": g.truncated, "degenerate": degenerate_reason(g.text, r["prompt"]),
          "generation": settings.asdict(), "provenance": provenance}

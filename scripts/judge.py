@@ -1,34 +1,33 @@
-"""Judge one set of responses; one record per response. Fails loudly when judge failures exceed the allowed share.
+"""Judge one condition's evaluation responses (every eval set); one record per response. Refusal-task sets
+(jailbreak, harmful_direct, benign) go to evaluation.judge, helpful/style to evaluation.score_judge. Fails loudly
+when judge failures or degenerate responses exceed their configured shares, or when the refusal judge fails its
+canary set. Verdicts are cached under results/<run>/judge_cache/, so a rerun does not judge again.
 
-    snakemake --cores 1 results/embedded-cpu/seed1/judged/dpo/jailbreak.jsonl
+    snakemake --cores 1 results/embedded-cpu/seed1/eval/dpo/judged.jsonl
 """
 
-from caibase.artifacts import read_jsonl, sha256_text, write_jsonl
-from caibase.judges import canary_check, make_judge
+from pathlib import Path
+
+from caibase.artifacts import read_jsonl, write_jsonl
+from caibase.judges import SET_TASKS, JudgeCache, canary_check, check_judged, judge_responses, make_judge
 from caibase.runtime import setup
 
 
 def main(smk) -> None:
-    log = setup(smk.log[0])
-    judge = make_judge(smk.params.judge)
-    log.info("canary check: %s", canary_check(judge))
-    records = read_jsonl(smk.input.responses)
-    judged = [
-        {"id": r["id"], "prompt_set": r["prompt_set"], "category": r["category"], "condition": r["policy"],
-         "seed": r["provenance"]["seed"], "response": r["response"], "response_sha256": sha256_text(r["response"]),
-         "new_tokens": r["new_tokens"], "truncated": r["truncated"], "judge": judge.name,
-         "judge_backend": judge.backend, "judge_model": judge.model, "judge_is_proxy": judge.is_proxy,
-         "judge_template_sha256": judge.template_sha256, **judge.judge(r["prompt"], r["response"]),
-         "provenance": r["provenance"]}
-        for r in records
-    ]
-    failed = sum(j["status"] not in ("ok",) for j in judged)
-    share = failed / len(judged)
-    if share > smk.params.max_failure_share:
-        raise SystemExit(f"{smk.input.responses}: {failed}/{len(judged)} judge failures exceed "
-                         f"{smk.params.max_failure_share:.0%}; see raw_judge_output in the log")
+    log = setup(smk.log[0], smk.threads)
+    model_dir = Path(smk.input.model).parent
+    evaluation = smk.config["evaluation"]
+    judges = {"refusal": make_judge(evaluation["judge"], model_dir)}
+    if "score_judge" in evaluation:
+        score_judge = make_judge(evaluation["score_judge"], model_dir)
+        judges.update(helpfulness=score_judge, style=score_judge)
+    log.info("canary check: %s", canary_check(judges["refusal"]))
+    cache = JudgeCache(smk.params.cache_dir, f"seed{smk.wildcards.seed}-{smk.wildcards.policy}")
+    responses = read_jsonl(smk.input.responses)
+    judged, n_cached = judge_responses(responses, judges, SET_TASKS, smk.config["run_name"], cache)
+    counts = check_judged(judged, evaluation["max_judge_failure_share"], evaluation["max_degenerate_share"])
     write_jsonl(smk.output.judged, judged)
-    log.info("judged %d responses with %s (%d failures)", len(judged), judge.name, failed)
+    log.info("judged %d responses (%d from the cache): %s", len(judged), n_cached, counts)
 
 
 main(snakemake)  # noqa: F821

@@ -11,7 +11,7 @@ def test_refusal_string_judge():
     compliance = judge.judge("p", "Sure! Step one is to gather the materials.")
     assert compliance["label"] == "compliance" and compliance["attack_success"] is True
     empty = judge.judge("p", "   ")
-    assert empty["label"] == "empty" and empty["attack_success"] is False
+    assert empty["status"] == "skipped_degenerate" and empty["label"] is None and empty["attack_success"] is None
 
 
 def judged_frame(rates, n_prompts=50, seed=0):
@@ -30,11 +30,12 @@ def test_summary_means_and_failures_are_not_counted():
     frame = judged_frame({"base": 0.8, "dpo": 0.2})
     failed = frame.iloc[:5].assign(status="api_error", attack_success=None, refused=None)
     frame = pd.concat([frame.iloc[5:], failed])
-    summary = summarize(frame, n_boot=300).set_index("condition")
+    summary = summarize(frame, n_boot=300).query("metric == 'asr_jailbreak'").set_index("condition")
     assert abs(summary.loc["base", "mean"] - 0.8) < 0.1 and abs(summary.loc["dpo", "mean"] - 0.2) < 0.1
     assert summary.loc["base", "ci95_low"] < summary.loc["base", "mean"] < summary.loc["base", "ci95_high"]
     seeds = per_seed(frame)
-    assert seeds[(seeds.condition == "base") & (seeds.seed == 1)].n_prompts.item() == 45
+    base_seed1 = seeds[(seeds.condition == "base") & (seeds.seed == 1) & (seeds.metric == "asr_jailbreak")]
+    assert base_seed1.n_prompts.item() == 45
 
 
 def test_two_way_bootstrap_width_grows_with_seed_variance():
@@ -110,8 +111,8 @@ def test_canary_check_passes_a_working_judge_and_trips_a_broken_one():
     assert result["n"] >= 12 and result["agreement"] == 1.0
 
     class AlwaysCompliance(RefusalStringJudge):
-        def judge(self, prompt, response):
-            return super().judge(prompt, "Sure.")
+        def _judge_one(self, item, task):
+            return super()._judge_one({**item, "response": "Sure."}, task)
 
     with pytest.raises(RuntimeError, match="canary set"):
         canary_check(AlwaysCompliance())

@@ -55,7 +55,7 @@ def test_labels_from_a_real_server(server, monkeypatch):
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-test-secret"
     assert request["body"]["model"] == "judge-model" and request["body"]["temperature"] == 0
     assert "Step 1: get a tension wrench." in request["body"]["messages"][0]["content"]
-    assert len(judge.template_sha256) == 64
+    assert len(judge.template_sha256("refusal")) == 64
 
 
 def test_malformed_output_is_a_parse_error_not_a_label(server, monkeypatch):
@@ -83,4 +83,35 @@ def test_client_errors_are_not_retried(server, monkeypatch):
 
 def test_empty_response_needs_no_call(server, monkeypatch):
     verdict = judge_for(server, monkeypatch, [(200, "COMPLIANCE")]).judge("p", "  ")
-    assert verdict["label"] == "empty" and FakeJudgeServer.seen == []
+    assert verdict["status"] == "skipped_degenerate" and verdict["label"] is None and FakeJudgeServer.seen == []
+
+
+def test_scores_from_a_real_server_and_malformed_scores(server, monkeypatch):
+    judge = judge_for(server, monkeypatch, [(200, "4"), (200, "Rating: 2/5"), (200, "7"), (200, "great answer")])
+    first = judge.judge("Why is the sky blue?", "Rayleigh scattering.", task="helpfulness")
+    assert first["status"] == "ok" and first["score"] == 4 and first["attack_success"] is None
+    assert judge.judge("q", "r", task="helpfulness")["score"] == 2
+    for _ in range(2):  # out of range, then no number at all
+        verdict = judge.judge("q", "r", task="helpfulness")
+        assert verdict["status"] == "parse_error" and verdict["score"] is None
+    style = judge.judge("In one sentence, ...", "One sentence.", task="style", style="one_sentence")
+    content = FakeJudgeServer.seen[-1]["body"]["messages"][0]["content"]
+    assert "one sentence" in content and "format" in content and style["status"] == "parse_error"
+    assert len({judge.template_sha256(t) for t in ("refusal", "helpfulness", "style")}) == 3
+
+
+def test_a_broken_body_is_an_api_error(server, monkeypatch):
+    class NoChoices(FakeJudgeServer):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            FakeJudgeServer.seen.append({})
+            payload = b'{"error": "overloaded"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server.RequestHandlerClass = NoChoices
+    verdict = judge_for(server, monkeypatch, [(200, "")]).judge("p", "reply")
+    assert verdict["status"] == "api_error" and "KeyError" in verdict["raw_judge_output"]
+    assert len(FakeJudgeServer.seen) == 3  # retried: a broken body may be transient

@@ -30,7 +30,7 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     seeds, conditions = len(config["seeds"]), len(config["evaluation"]["conditions"])
-    for rule in ("prepare_model", "build_redteam_set", "check_prompt_splits", "aggregate"):
+    for rule in ("prepare_model", "build_redteam_set", "check_prompt_splits", "validate_judges", "aggregate"):
         assert counts[rule] == 1, rule
     for rule in ("sft", "critique_revise", "preference_pairs", "slcai_sft"):
         assert counts[rule] == seeds, rule
@@ -104,14 +104,26 @@ def test_smoke_run_writes_every_stage(smoke_run):
             assert pair["prompt"].startswith("\n\nHuman: ") and pair["prompt"].endswith("\n\nAssistant:")
             assert pair["chosen"] != pair["rejected"]
 
+        limits = {name: config["prompts"]["eval_limits"].get(name, config["prompts"]["eval_limit"])
+                  for name in config["prompts"]["eval"]}
+        tasks = {"jailbreak": "refusal", "harmful_direct": "refusal", "benign": "refusal", "helpful": "helpfulness",
+                 "style": "style"}
         for condition in config["evaluation"]["conditions"]:
             judged = read_jsonl(seed_dir / "eval" / condition / "judged.jsonl")
             sets = [r["prompt_set"] for r in judged]
-            assert {name: sets.count(name) for name in set(sets)} == {
-                name: config["prompts"]["eval_limit"] for name in config["prompts"]["eval"]}
+            assert {name: sets.count(name) for name in set(sets)} == limits
+            benign = {r["category"] for r in judged if r["prompt_set"] == "benign"}
+            assert benign == {"benign", "borderline"}  # a limited set still covers both categories
             for record in judged:
                 assert record["condition"] == condition and record["seed"] == seed
-                assert record["status"] == "ok" and record["judge_is_proxy"] is True
+                assert record["task"] == tasks[record["prompt_set"]] and len(record["judge_template_sha256"]) == 64
+                assert record["status"] == ("skipped_degenerate" if record["degenerate"] else "ok")
+                if record["task"] == "refusal":
+                    assert record["judge_is_proxy"] is True and record["score"] is None
+                    assert (record["attack_success"] is None) == (record["status"] != "ok")
+                else:
+                    assert record["judge_backend"] == "hf"
+                    assert record["status"] != "ok" or 1 <= record["score"] <= 5
                 assert record["provenance"]["model_kind"] == "base"
 
 
@@ -131,9 +143,12 @@ def test_smoke_run_summary_table(smoke_run):
     out, config = smoke_run
     summary = pd.read_csv(out / "tables" / "summary_by_condition.csv")
     assert set(summary.condition) == set(config["evaluation"]["conditions"])
-    assert set(summary.metric) == {"asr_jailbreak", "asr_direct", "over_refusal"}
+    from caibase.metrics import METRIC_BY_NAME
+
+    assert set(summary.metric) <= set(METRIC_BY_NAME) and "asr_jailbreak" in set(summary.metric)
     assert (summary.n_seeds == len(config["seeds"])).all()
-    assert summary["mean"].between(0, 1).all()
+    rates = summary[~summary.metric.isin(["helpfulness", "style_adherence", "helpful_response_tokens"])]
+    assert rates["mean"].between(0, 1).all() and (summary.ci_method == "bootstrap_seeds_prompts").all()
     assert (summary.ci95_low <= summary["mean"] + 1e-9).all() and (summary["mean"] <= summary.ci95_high + 1e-9).all()
     assert (summary.model_kind == "base").all()
     per_seed = pd.read_csv(out / "tables" / "per_seed.csv")
@@ -142,6 +157,14 @@ def test_smoke_run_summary_table(smoke_run):
     assert metrics["judge_is_proxy"] is True and metrics["model"]["kind"] == "base"
     assert len(metrics["summary"]) == len(summary)
     assert metrics["feedback_validation"]["hhh"]["n"] == 100
+    agreement = pd.read_csv(out / "tables" / "judge_agreement.csv")
+    assert set(agreement.dataset) == {"refusal_labels_v1", "hh_rlhf_harmless_base"}
+    assert set(agreement.judge_backend) == {"refusal-strings", "hf"} and len(metrics["judge_agreement"]) == 4
+    proxy = agreement.set_index(["judge_backend", "dataset"]).loc[("refusal-strings", "refusal_labels_v1")]
+    assert proxy["n"] == 30 and 0 < proxy["agreement"] < 1 and -1 <= proxy["cohen_kappa"] <= 1
+    assert {"false_positive_rate", "false_negative_rate", "pairwise_agreement", "pair_ties"} <= set(agreement.columns)
+    assert sum(metrics["judge_status_counts"].values()) == sum(
+        len(read_jsonl(p)) for p in out.glob("seed*/eval/*/judged.jsonl"))
     paired = pd.read_csv(out / "tables" / "paired_differences.csv")
     assert {("dpo", "sft"), ("dpo_aif", "sft"), ("slcai", "base")} <= set(zip(paired.treatment, paired.control))
     assert paired.p_permutation.between(0, 1).all() and (paired.n_seeds == len(config["seeds"])).all()
@@ -185,7 +208,7 @@ def test_same_seed_reruns_byte_identical_and_seeds_differ(smoke_run, tmp_path):
     result = snakemake(tmp_path, "smoke.yaml", "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     again = tmp_path / "results" / "smoke"
-    compared = ["metrics.json", "tables/summary_by_condition.csv", "tables/per_seed.csv"]
+    compared = ["metrics.json", "tables/summary_by_condition.csv", "tables/per_seed.csv", "tables/judge_agreement.csv"]
     for seed in config["seeds"]:
         compared += [f"seed{seed}/pairs/revision.jsonl", f"seed{seed}/pairs/ai-feedback.jsonl",
                      f"seed{seed}/slcai/revisions.jsonl"]
@@ -228,3 +251,18 @@ def test_sigkill_mid_run_resumes_to_the_same_outputs(smoke_run, tmp_path):
     for name in names:
         assert (results / name).read_bytes() == (out / name).read_bytes(), name
     assert not list(results.rglob("*.partial")) and not list(results.rglob("*.shards"))
+
+
+def test_rerunning_a_judge_job_reads_the_cache(smoke_run):
+    """Delete one judged file and rerun its job: every verdict comes from judge_cache/ and the file is the same."""
+    out, config = smoke_run
+    judged = out / f"seed{config['seeds'][0]}" / "eval" / "dpo" / "judged.jsonl"
+    before = judged.read_bytes()
+    judged.unlink()
+    result = snakemake(out.parents[1], "smoke.yaml", "--cores", "1", str(judged.relative_to(out.parents[1])))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert judged.read_bytes() == before
+    records = read_jsonl(judged)
+    n_judged = sum(r["status"] != "skipped_degenerate" for r in records)
+    log = (out / "logs" / f"seed{config['seeds'][0]}" / "judge_dpo.log").read_text()
+    assert f"judged {len(records)} responses ({n_judged} from the cache)" in log

@@ -61,6 +61,7 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
     if training.get("launcher") == "accelerate" and config.get("device", "cpu") != "cuda" and is_deepspeed(
             base_dir / training["accelerate_config"]):
         raise ConfigError("config key training.accelerate_config: DeepSpeed needs `device: cuda`")
+    check_evaluation(config, base_dir)
     if config["constitution"] != ANTHROPIC_2022:
         try:
             load_constitution(config["constitution"], base_dir)
@@ -82,6 +83,32 @@ def stage_resources(config: dict, stage: str, schema_path: Path = SCHEMA) -> dic
     if config.get("device", "cpu") != "cuda":
         resources["gpu"] = 0
     return resources
+
+
+def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
+    """Judges fit their tasks, per-set limits name eval sets, the instruct reference has an instruct model, and
+    the labeled judge-validation files are well formed."""
+    from caibase.judge_validation import LabeledFileError, load_labeled
+
+    evaluation, prompts = config["evaluation"], config["prompts"]
+    score_judge = evaluation.get("score_judge")
+    if score_judge and score_judge["backend"] == "refusal-strings":
+        raise ConfigError("config key evaluation.score_judge.backend: refusal-strings cannot rate 1-5; "
+                          "use hf or openai")
+    scored = [name for name in ("helpful", "style") if name in prompts["eval"]]
+    if scored and not score_judge:
+        raise ConfigError(f"config key evaluation.score_judge is required for the eval sets {scored}")
+    unknown = sorted(set(prompts.get("eval_limits", {})) - set(prompts["eval"]))
+    if unknown:
+        raise ConfigError(f"config key prompts.eval_limits: {unknown} are not eval sets {sorted(prompts['eval'])}")
+    if "instruct_ref" in evaluation["conditions"] and config["model"]["kind"] != "instruct":
+        raise ConfigError("config key evaluation.conditions: instruct_ref evaluates the prepared model as an "
+                          "instruct reference and needs model.kind instruct")
+    for path in evaluation.get("judge_validation", {}).get("labeled", []):
+        try:
+            load_labeled(base_dir / path)
+        except (LabeledFileError, ValueError) as err:
+            raise ConfigError(f"config key evaluation.judge_validation.labeled: {err}") from None
 
 
 def sampling_settings(sampling: dict, stop_strings: tuple[str, ...] = ()) -> GenerationSettings:

@@ -53,6 +53,31 @@ def load_prompt_set(name: str, path: str | Path, *, require: tuple[str, ...] = (
     return PromptSet(name, path, tuple(records))
 
 
+def head_by_category(records: tuple[dict, ...] | list[dict], limit: int | None) -> list[dict]:
+    """The first `limit` records taken round-robin over categories (in file order within each), so a limited set
+    still covers every category (e.g. both benign and borderline prompts); all records when `limit` is None."""
+    if limit is None or limit >= len(records):
+        return list(records)
+    queues: dict[str, list[dict]] = {}
+    for record in records:
+        queues.setdefault(record["category"], []).append(record)
+    picked: list[dict] = []
+    while len(picked) < limit:
+        for queue in queues.values():
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def chat_prompt(tokenizer, user_text: str) -> str:
+    """One user turn in the tokenizer's own chat template, ready for the assistant's reply (matched prompting for
+    an instruct model)."""
+    if tokenizer.chat_template is None:
+        raise ValueError("the model's tokenizer has no chat template; instruct_ref needs an instruct model")
+    return tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
 def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())

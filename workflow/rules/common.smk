@@ -25,7 +25,7 @@ ENV = "../envs/caibase.yaml"
 
 wildcard_constraints:
     seed=r"\d+",
-    policy="base|sft|slcai|dpo|dpo_aif",
+    policy="base|sft|slcai|dpo|dpo_aif|instruct_ref",
     pairs="revision|ai-feedback",
 
 
@@ -38,6 +38,7 @@ def policy_adapters(wildcards):
         "slcai": [f"{seed_dir}/slcai/adapter"],
         "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/revision/adapter"],
         "dpo_aif": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/ai-feedback/adapter"],
+        "instruct_ref": [],  # the prepared instruct model, prompted with its chat template
     }[wildcards.policy]
 
 

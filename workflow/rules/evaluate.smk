@@ -1,13 +1,21 @@
+# Validated against human labels: the refusal judge, and the score judge too when it can label refusals.
+VALIDATED_JUDGES = [config["evaluation"]["judge"]] + [
+    cfg for cfg in [config["evaluation"].get("score_judge")]
+    if cfg and cfg["backend"] != "refusal-strings" and cfg != config["evaluation"]["judge"]
+]
+
+
 rule judge:
     input:
         responses=rules.generate_eval.output.responses,
+        model=rules.prepare_model.output.info,
     output:
         judged=f"{OUT}/seed{{seed}}/eval/{{policy}}/judged.jsonl",
     params:
-        judge=config["evaluation"]["judge"],
-        max_failure_share=config["evaluation"]["max_judge_failure_share"],
+        cache_dir=f"{OUT}/judge_cache",
     log:
         f"{OUT}/logs/seed{{seed}}/judge_{{policy}}.log",
+    threads: config["threads"]
     benchmark:
         benchmark_file("seed{seed}/judge_{policy}")
     resources:
@@ -18,3 +26,25 @@ rule judge:
         CONTAINER
     script:
         "../../scripts/judge.py"
+
+
+rule validate_judges:
+    input:
+        model=rules.prepare_model.output.info,
+        labeled=[str(REPO / path) for path in config["evaluation"]["judge_validation"]["labeled"]],
+    output:
+        records=f"{OUT}/judges/validation.jsonl",
+        table=f"{OUT}/tables/judge_agreement.csv",
+    params:
+        judges=VALIDATED_JUDGES,
+        validation=config["evaluation"]["judge_validation"],
+        cache_dir=f"{OUT}/judge_cache",
+    log:
+        f"{OUT}/logs/validate_judges.log",
+    threads: config["threads"]
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/validate_judges.py"

@@ -38,8 +38,8 @@ rule generate_eval:
     params:
         policy=lambda wc: wc.policy,
         prompt_sets=EVAL_SETS,
-        limit=config["prompts"]["eval_limit"],
-        n_samples=1,
+        limit={name: config["prompts"]["eval_limits"].get(name, config["prompts"]["eval_limit"]) for name in EVAL_SETS},
+        n_samples=config["evaluation"]["samples_per_prompt"],
         sampling=config["evaluation"]["sampling"],
     log:
         f"{OUT}/logs/seed{{seed}}/generate_eval_{{policy}}.log",
