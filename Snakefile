@@ -21,6 +21,7 @@ include: "workflow/rules/slcai.smk"
 include: "workflow/rules/feedback.smk"
 include: "workflow/rules/dpo.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/data_scale.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -1,10 +1,12 @@
-"""Training cost on the embedded model: steps/s and peak resident memory of SFT and DPO (same LoRA and sequences),
-each in a fresh process so peak memory is its own. A DPO pair is two sequences, so DPO runs `batch_size / 2` pairs
-per forward pass with 2 accumulation steps: the same sequences per forward pass as SFT and `batch_size` pairs per
-optimizer step. Target: DPO peak memory at most 1.3x SFT's, which needs the reference to be the policy with its
-adapter disabled (no second model) and its log-probs computed up front. Writes JSON.
+"""Training cost on the embedded model: steps/s and peak resident memory of SFT and DPO with the settings of a
+config (default: config/config.yaml's `sft` and `dpo` sections: batch size, gradient accumulation, sequence length,
+LoRA), each in a fresh process so peak memory is its own. The default config runs DPO at 2 pairs (4 sequences) per
+forward pass with 2 accumulation steps, the same sequences per forward pass as SFT's batch of 4. Target: DPO peak
+memory at most 1.3x SFT's, which needs the reference to be the policy with its adapter disabled (no second model)
+and its log-probs computed up front. Writes JSON.
 
     python benchmarks/bench_train.py --out benchmarks/results/train.json
+    python benchmarks/bench_train.py --config config/config.yaml --model-dir results/embedded-cpu/model
 """
 
 from __future__ import annotations
@@ -22,11 +24,22 @@ from pathlib import Path
 from caibase.artifacts import write_json
 from caibase.provenance import REPO_ROOT, code_version
 
-LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+TRAINER_KEYS = ("learning_rate", "batch_size", "gradient_accumulation_steps", "max_length", "beta",
+                "precompute_ref_log_probs", "lora")
 
 
-def child(mode: str, model_dir: Path, steps: int, batch_size: int, threads: int) -> None:
-    """Runs in a fresh interpreter: train `steps` steps, then print the time and this process's peak RSS."""
+def trainer_settings(config_path: Path, stage: str, steps: int) -> dict:
+    """A stage's trainer settings from a config, with the schema's defaults filled in as Snakemake does."""
+    import yaml
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(config_path.read_text())
+    validate(config, str(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    return {"max_steps": steps, **{k: config[stage][k] for k in TRAINER_KEYS if k in config[stage]}}
+
+
+def child(mode: str, model_dir: Path, cfg: dict, threads: int) -> None:
+    """Runs in a fresh interpreter: train `cfg["max_steps"]` steps, then print the time and this process's peak RSS."""
     import torch
 
     from caibase.critique import dialogue_prompt
@@ -37,10 +50,6 @@ def child(mode: str, model_dir: Path, steps: int, batch_size: int, threads: int)
     torch.set_num_threads(threads)
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
     demos = load_prompt_set("helpful_sft", REPO_ROOT / "data/prompts/helpful_sft.jsonl", require=("response",)).records
-    cfg = {"max_steps": steps, "learning_rate": 1e-4, "batch_size": batch_size, "max_length": 384, "beta": 0.1,
-           "lora": LORA}
-    if mode == "dpo":
-        cfg |= {"batch_size": max(1, batch_size // 2), "gradient_accumulation_steps": 2}
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         start = time.perf_counter()
@@ -56,28 +65,32 @@ def child(mode: str, model_dir: Path, steps: int, batch_size: int, threads: int)
 
 
 def measure(mode: str, args) -> dict:
+    cfg = trainer_settings(args.config, mode, args.steps)
     result = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--model-dir", str(args.model_dir), "--steps", str(args.steps),
-         "--batch-size", str(args.batch_size), "--threads", str(args.threads)],
+        [sys.executable, __file__, "--child", mode, "--model-dir", str(args.model_dir), "--settings", json.dumps(cfg),
+         "--threads", str(args.threads)],
         capture_output=True, text=True, check=True,
     )
     child_report = json.loads(result.stdout.strip().splitlines()[-1])
     seconds = child_report["seconds"]
     return {"steps": args.steps, "seconds": seconds, "steps_per_s": args.steps / seconds,
-            "peak_rss_mib": child_report["peak_rss_kib"] / 1024}
+            "peak_rss_mib": child_report["peak_rss_kib"] / 1024, "settings": cfg,
+            "sequences_per_forward": cfg["batch_size"] * (2 if mode == "dpo" else 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "results" / "embedded-cpu" / "model")
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--config", type=Path, default=REPO_ROOT / "config" / "config.yaml",
+                        help="the config whose sft and dpo settings are measured")
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "train.json")
     parser.add_argument("--child", choices=["sft", "dpo"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.model_dir, args.steps, args.batch_size, args.threads)
+        child(args.child, args.model_dir, json.loads(args.settings), args.threads)
         return
     if not (args.model_dir / "model_info.json").is_file():
         from caibase.models import prepare_model
@@ -86,9 +99,10 @@ def main() -> None:
     sft = measure("sft", args)
     dpo = measure("dpo", args)
     report = {
-        "benchmark": "train", "model_dir": str(args.model_dir), "batch_size": args.batch_size, "lora": LORA,
-        "threads": args.threads, "sft": sft, "dpo": dpo,
+        "benchmark": "train", "model_dir": str(args.model_dir), "config": str(args.config), "threads": args.threads,
+        "sft": sft, "dpo": dpo,
         "dpo_over_sft_peak_memory": dpo["peak_rss_mib"] / sft["peak_rss_mib"], "target_max_ratio": 1.3,
+        "target_met": dpo["peak_rss_mib"] <= 1.3 * sft["peak_rss_mib"],
         "machine": platform.machine(), "code_version": code_version(),
     }
     write_json(args.out, report)

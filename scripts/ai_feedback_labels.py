@@ -1,5 +1,6 @@
 """RL-CAI labels: the feedback model compares two sampled responses per red-team prompt under a sampled principle,
-in both option orders; the averaged normalized probability is the soft label.
+in both option orders; the averaged normalized probability is the soft label. With
+`feedback.chain_of_thought.enabled`, reasoning is sampled first and each order's probability is clamped to a band.
 
     snakemake --cores 2 results/embedded-cpu/seed1/pairs/ai-feedback.jsonl
 """
@@ -8,9 +9,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from caibase.artifacts import read_jsonl, write_jsonl
+from caibase.config import sampling_settings
 from caibase.constitution import load_constitution
 from caibase.critique import dialogue_prompt
-from caibase.feedback import ai_feedback_labels, soft_label_pairs
+from caibase.feedback import COT_STOPS, ChainOfThought, ai_feedback_labels, soft_label_pairs
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.provenance import REPO_ROOT, stamp
 from caibase.runtime import setup
@@ -29,9 +31,13 @@ def main(smk) -> None:
     log.info("%d of %d prompts have two usable, distinct samples", len(items), len(samples))
     model_dir = Path(smk.input.model).parent
     model = load_model(model_dir, dtype=config["model"]["dtype"], device=config["device"])
+    cot = feedback["chain_of_thought"]
+    chain_of_thought = None
+    if cot["enabled"]:
+        chain_of_thought = ChainOfThought(sampling_settings(cot["sampling"], COT_STOPS), tuple(cot["clamp"]))
     labels = ai_feedback_labels(model, load_tokenizer(model_dir), items,
                                 load_constitution(config["constitution"], REPO_ROOT), seed,
-                                feedback["fewshot_examples"], feedback["batch_size"])
+                                feedback["fewshot_examples"], feedback["batch_size"], chain_of_thought)
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.labels, ({**label, "provenance": provenance} for label in labels))
     pairs = soft_label_pairs(labels, dialogue_prompt)

@@ -69,3 +69,17 @@ def test_snakemake_rejects_bad_config_before_any_job(tmp_path, edit, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["dpo"]["sweep"].update(eval_sets=["benign"]) or c["prompts"]["eval"].pop("benign"),
+     r"dpo\.sweep\.eval_sets: 'benign'"),
+    (lambda c: c["dpo"]["sweep"].update(pairs=["ai-feedback"]) or c["evaluation"].update(conditions=["dpo"]),
+     r"dpo\.sweep\.pairs: ai-feedback pairs need dpo_aif"),
+    (lambda c: c["feedback"]["chain_of_thought"].update(clamp=[0.6, 0.7]), r"feedback\.chain_of_thought\.clamp"),
+])
+def test_sweep_and_chain_of_thought_errors_name_the_key(repo, edit, message):
+    config = load_config("smoke.yaml")
+    edit(config)
+    with pytest.raises(ConfigError, match=message):
+        check_config(config, repo)

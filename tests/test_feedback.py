@@ -137,3 +137,39 @@ def test_hhh_dev100_is_rebuilt_from_the_full_file(data_mirror, tmp_path, monkeyp
     rebuilt = sources.hhh_rows("dev100")
     assert [row["prompt"] for row in rebuilt] == [json.loads(line)["prompt"] for line in sample]
     assert len(sources.hhh_rows("full")) == 107
+
+
+def test_chain_of_thought_labels_are_clamped_and_average_both_orders(tiny, repo):
+    """Reasoning is sampled, the options are scored after it, each order's P(first) is clamped to the band, and
+    the label is the mean of the two clamped orders."""
+    from caibase.feedback import ChainOfThought, answer_after_reasoning, fewshot_prefix
+    from caibase.generation import GenerationSettings
+
+    model, tokenizer = tiny
+    constitution = load_constitution("constitution", repo)
+    items = [{"id": f"p{i}", "prompt": f"question {i}", "response_1": f"answer one {i}", "response_2": "nope"}
+             for i in range(3)]
+    band = (0.499, 0.501)  # narrower than the tiny model's spread, so the clamp acts
+    cot = ChainOfThought(GenerationSettings(max_new_tokens=6, temperature=0.7, batch_size=4), band)
+    labels = ai_feedback_labels(model, tokenizer, items, constitution, seed=1, fewshot_examples=1,
+                                chain_of_thought=cot)
+    raw = [label[f"p_first_order_{order}_raw"] for label in labels for order in ("ab", "ba")]
+    assert any(not band[0] <= p <= band[1] for p in raw)
+    for label in labels:
+        assert label["chain_of_thought"] is True
+        assert label["reasoning_order_ab"] and label["reasoning_order_ba"]
+        for order in ("ab", "ba"):
+            assert label[f"p_first_order_{order}"] == min(max(label[f"p_first_order_{order}_raw"], band[0]), band[1])
+        assert band[0] <= label["p_first"] <= band[1]
+        assert label["p_first"] == pytest.approx((label["p_first_order_ab"] + label["p_first_order_ba"]) / 2)
+    # the raw probability of order AB is read after that order's reasoning
+    first = labels[0]
+    principle = next(p for p in constitution.comparison_principles if p.id == first["principle_id"])
+    prompt = fewshot_prefix(constitution, 1) + comparison_prompt(
+        "Human: question 0", principle.text, first["response_1"], first["response_2"])
+    scored = answer_after_reasoning(prompt, first["reasoning_order_ab"])
+    assert first["p_first_order_ab_raw"] == pytest.approx(prob_first(
+        single_logprob(model, tokenizer, scored, " (A)"), single_logprob(model, tokenizer, scored, " (B)")), abs=1e-4)
+    again = ai_feedback_labels(model, tokenizer, items, constitution, seed=1, fewshot_examples=1,
+                               chain_of_thought=cot)
+    assert [x["reasoning_order_ab"] for x in again] == [x["reasoning_order_ab"] for x in labels]  # seeded

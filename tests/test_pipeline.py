@@ -38,7 +38,10 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     assert counts["dpo"] == seeds * (1 + aif) and counts.get("ai_feedback_labels", 0) == seeds * aif
     assert counts.get("validate_feedback_model", 0) == int(config["feedback"]["validate"])
     assert counts["generate_redteam"] == seeds
-    assert counts["generate_eval"] == counts["judge"] == seeds * conditions
+    sweep = config["dpo"]["sweep"]
+    points = len(sweep["pairs"]) * len(sweep["sizes"])
+    assert counts.get("dpo_subsample", 0) == seeds * points and counts.get("data_scale", 0) == int(points > 0)
+    assert counts["generate_eval"] == counts["judge"] == seeds * (conditions + points)
 
 
 @pytest.mark.parametrize("config_name", ["config.yaml", "smoke.yaml", "paper.yaml"])
@@ -170,6 +173,35 @@ def test_smoke_run_summary_table(smoke_run):
     assert paired.p_permutation.between(0, 1).all() and (paired.n_seeds == len(config["seeds"])).all()
 
 
+def test_smoke_run_data_scale_sweep(smoke_run):
+    """Nested subsamples of each seed's pool, evaluated on the sweep's sets; the capped point is left out."""
+    out, config = smoke_run
+    sweep = config["dpo"]["sweep"]
+    small, large = sweep["sizes"]
+    table = pd.read_csv(out / "tables" / "data_scale.csv")
+    assert {"pairs", "n_pairs", "seed", "set", "metric", "value"} <= set(table.columns)
+    assert set(table["set"]) == set(sweep["eval_sets"]) and set(table["pairs"]) == set(sweep["pairs"])
+    for seed in config["seeds"]:
+        full = json.loads((out / f"seed{seed}" / "dpo" / "revision" / "adapter" / "caibase.json").read_text())
+        point = json.loads((out / f"seed{seed}" / "dpo" / "revision" / f"n{small}" / "adapter" / "caibase.json")
+                           .read_text())
+        capped = json.loads((out / f"seed{seed}" / "dpo" / "revision" / f"n{large}" / "adapter" / "caibase.json")
+                            .read_text())
+        assert point["n_pairs"] == small and point["pool_size"] == full["n_pairs"] and not point["capped"]
+        assert capped["capped"] and capped["n_pairs"] == full["n_pairs"]
+        assert capped["pair_ids"][:small] == point["pair_ids"]  # nested
+        rows = table[table.seed == seed]
+        assert set(rows["point"]) == {"sft", f"n{small}", "full"}  # the capped point is left out
+        assert sorted(rows["n_pairs"]) == [0, small, full["n_pairs"]]
+        judged = read_jsonl(out / f"seed{seed}" / "eval" / f"dpo_n{small}" / "judged.jsonl")
+        assert {r["prompt_set"] for r in judged} == set(sweep["eval_sets"])
+    summary = pd.read_csv(out / "tables" / "data_scale_summary.csv")
+    assert list(summary["point"]) == ["sft", f"n{small}", "full"]
+    assert (summary["n_seeds"] == len(config["seeds"])).all()
+    assert (summary.ci95_low <= summary["mean"] + 1e-9).all() and (summary["mean"] <= summary.ci95_high + 1e-9).all()
+    assert f"n={large}" in (out / "logs" / f"seed{config['seeds'][0]}" / f"dpo_revision_n{large}.log").read_text()
+
+
 def test_smoke_run_is_complete_and_nothing_left_to_do(smoke_run):
     out, _ = smoke_run
     workdir = out.parents[1]
@@ -208,7 +240,8 @@ def test_same_seed_reruns_byte_identical_and_seeds_differ(smoke_run, tmp_path):
     result = snakemake(tmp_path, "smoke.yaml", "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     again = tmp_path / "results" / "smoke"
-    compared = ["metrics.json", "tables/summary_by_condition.csv", "tables/per_seed.csv", "tables/judge_agreement.csv"]
+    compared = ["metrics.json", "tables/summary_by_condition.csv", "tables/per_seed.csv", "tables/judge_agreement.csv",
+                "tables/data_scale.csv", "tables/data_scale_summary.csv"]
     for seed in config["seeds"]:
         compared += [f"seed{seed}/pairs/revision.jsonl", f"seed{seed}/pairs/ai-feedback.jsonl",
                      f"seed{seed}/slcai/revisions.jsonl"]

@@ -62,6 +62,16 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
             base_dir / training["accelerate_config"]):
         raise ConfigError("config key training.accelerate_config: DeepSpeed needs `device: cuda`")
     check_evaluation(config, base_dir)
+    low, high = config.get("feedback", {}).get("chain_of_thought", {}).get("clamp", (0.4, 0.6))
+    if not low <= 0.5 <= high:
+        raise ConfigError(f"config key feedback.chain_of_thought.clamp: [{low}, {high}] must have low <= 0.5 <= high")
+    sweep = config["dpo"].get("sweep", {})
+    for name in sweep.get("eval_sets", []):
+        if name not in config["prompts"]["eval"]:
+            raise ConfigError(f"config key dpo.sweep.eval_sets: {name!r} is not an evaluation set in prompts.eval")
+    needs_aif = "ai-feedback" in sweep.get("pairs", []) and sweep.get("sizes")
+    if needs_aif and "dpo_aif" not in config["evaluation"]["conditions"]:  # two samples per prompt come with dpo_aif
+        raise ConfigError("config key dpo.sweep.pairs: ai-feedback pairs need dpo_aif in evaluation.conditions")
     if config["constitution"] != ANTHROPIC_2022:
         try:
             load_constitution(config["constitution"], base_dir)

@@ -4,6 +4,10 @@ multiple-choice format, and the normalized probabilities of " (A)" and " (B)" be
 Each comparison is asked in both option orders and the two probabilities are averaged, which cancels the model's
 position bias; both orders, the principle and whether the choice survives the swap are kept. The same scorer
 validates a feedback model on labeled comparisons (the paper's HHH evaluation, HH-RLHF chosen/rejected pairs).
+
+The chain-of-thought variant (`ChainOfThought`) first samples reasoning after "Let's think step by step:" with the
+generation engine, then reads the option probabilities after the reasoning and clamps each order's probability to
+a band (the paper: 40-60%), since reasoning makes the model's choice overconfident.
 """
 
 from __future__ import annotations
@@ -12,21 +16,44 @@ import math
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from caibase.constitution import Constitution
+from caibase.generation import GenerationSettings, generate, sample_seed
 
 HEADER = "Consider the following conversation between a human and an assistant:"
 OPTIONS = (" (A)", " (B)")
+ANSWER = "The answer is:"
+COT_TRIGGER = "Let's think step by step:"
+COT_STOPS = ("The answer is", "\n\nHuman:", f"\n\n{HEADER}", "\n\n\n")
+
+
+@dataclass(frozen=True)
+class ChainOfThought:
+    """Sample reasoning before answering (`settings`: the engine's sampling), then clamp P(first) per order."""
+
+    settings: GenerationSettings
+    band: tuple[float, float] = (0.4, 0.6)
 
 
 def comparison_prompt(conversation: str, principle: str, option_a: str, option_b: str) -> str:
     """The paper's format: conversation, principle, options in [[[ ]]], then "The answer is:"."""
     return (
         f"\n\n{HEADER}\n\n{conversation.strip()}\n\n\n{principle.strip()} Options:\n"
-        f" (A) [[[{option_a.strip()}]]]\n (B) [[[{option_b.strip()}]]]\n\nThe answer is:"
+        f" (A) [[[{option_a.strip()}]]]\n (B) [[[{option_b.strip()}]]]\n\n{ANSWER}"
     )
+
+
+def reasoning_prompt(prompt: str) -> str:
+    """A comparison prompt that asks for reasoning where it asked for the answer."""
+    return prompt.removesuffix(ANSWER) + COT_TRIGGER
+
+
+def answer_after_reasoning(prompt: str, reasoning: str) -> str:
+    """The prompt whose option probabilities are read: the reasoning prompt, the reasoning, "The answer is:"."""
+    return f"{reasoning_prompt(prompt)} {reasoning.strip()}\n\n{ANSWER}"
 
 
 def fewshot_prefix(constitution: Constitution, n_examples: int) -> str:
@@ -95,17 +122,31 @@ def prob_first(logprob_a: float, logprob_b: float) -> float:
     return ea / (ea + eb)
 
 
-def score_both_orders(model, tokenizer, items: Sequence[dict], prefix: str, batch_size: int) -> list[dict]:
-    """items: {conversation, principle, first, second}. Returns P(first is better) in each order and averaged."""
+def score_both_orders(model, tokenizer, items: Sequence[dict], prefix: str, batch_size: int,
+                      chain_of_thought: ChainOfThought | None = None, seeds: Sequence[int] = ()) -> list[dict]:
+    """items: {conversation, principle, first, second}. Returns P(first is better) in each order and averaged.
+    With `chain_of_thought`, reasoning is sampled first (`seeds`: two per item, for orders AB and BA), and each
+    order's probability is clamped to its band before averaging; the raw probabilities and reasoning are kept."""
     prompts = []
     for item in items:
         prompts.append(prefix + comparison_prompt(item["conversation"], item["principle"], item["first"], item["second"]))
         prompts.append(prefix + comparison_prompt(item["conversation"], item["principle"], item["second"], item["first"]))
+    reasoning = []
+    if chain_of_thought:
+        reasoning = [g.text.strip() for g in generate(model, tokenizer, [reasoning_prompt(p) for p in prompts],
+                                                      chain_of_thought.settings, seeds, progress=False)]
+        prompts = [answer_after_reasoning(p, r) for p, r in zip(prompts, reasoning, strict=True)]
     logprobs = option_logprobs(model, tokenizer, prompts, batch_size)
     results = []
     for index in range(len(items)):
         as_a = prob_first(*logprobs[2 * index])  # first shown as (A)
         as_b = 1.0 - prob_first(*logprobs[2 * index + 1])  # first shown as (B)
+        extra = {}
+        if chain_of_thought:
+            low, high = chain_of_thought.band
+            extra = {"reasoning_order_ab": reasoning[2 * index], "reasoning_order_ba": reasoning[2 * index + 1],
+                     "p_first_order_ab_raw": as_a, "p_first_order_ba_raw": as_b}
+            as_a, as_b = min(max(as_a, low), high), min(max(as_b, low), high)
         results.append({
             "p_first_order_ab": as_a,
             "p_first_order_ba": as_b,
@@ -113,12 +154,14 @@ def score_both_orders(model, tokenizer, items: Sequence[dict], prefix: str, batc
             "position_consistent": (as_a > 0.5) == (as_b > 0.5),
             "logprobs_order_ab": list(logprobs[2 * index]),
             "logprobs_order_ba": list(logprobs[2 * index + 1]),
+            **extra,
         })
     return results
 
 
 def ai_feedback_labels(model, tokenizer, items: Sequence[dict], constitution: Constitution, seed: int,
-                       fewshot_examples: int, batch_size: int = 8) -> list[dict]:
+                       fewshot_examples: int, batch_size: int = 8,
+                       chain_of_thought: ChainOfThought | None = None) -> list[dict]:
     """items: {id, prompt, response_1, response_2}. One comparison principle is sampled per item."""
     prefix = fewshot_prefix(constitution, fewshot_examples)
     principles = [constitution.sample_comparison_principle(random.Random(f"{seed}:{item['id']}:comparison"))
@@ -127,10 +170,12 @@ def ai_feedback_labels(model, tokenizer, items: Sequence[dict], constitution: Co
         {"conversation": f"Human: {item['prompt'].strip()}", "principle": p.text,
          "first": item["response_1"], "second": item["response_2"]}
         for item, p in zip(items, principles, strict=True)
-    ], prefix, batch_size)
+    ], prefix, batch_size, chain_of_thought,
+        [sample_seed(seed, f"{item['id']}:feedback-cot:{order}") for item in items for order in ("ab", "ba")])
     return [
         {"id": item["id"], "prompt": item["prompt"], "response_1": item["response_1"],
-         "response_2": item["response_2"], "principle_id": p.id, **s}
+         "response_2": item["response_2"], "principle_id": p.id, "chain_of_thought": chain_of_thought is not None,
+         **s}
         for item, p, s in zip(items, principles, scored, strict=True)
     ]
 

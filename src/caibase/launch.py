@@ -136,6 +136,7 @@ def sft_stage(job: dict, log) -> None:
 
 def dpo_stage(job: dict, log) -> None:
     """DPO with a fresh LoRA adapter on the SFT policy; soft AI-feedback labels set label_smoothing."""
+    from caibase.data_scale import nested_subsample, scaled_schedule
     from caibase.models import load_model, load_model_info, load_tokenizer
     from caibase.provenance import stamp
     from caibase.training import split_dev, train_dpo
@@ -144,6 +145,20 @@ def dpo_stage(job: dict, log) -> None:
     model_dir = Path(inputs["model"]).parent
     pairs, dev = split_dev(read_jsonl(inputs["pairs"]), config["dpo"]["dev_fraction"], seed)
     trainer_cfg = dict(config["dpo"])
+    sweep = {}
+    n_requested = job["params"].get("n_pairs")
+    if n_requested is not None:  # a data-scale sweep point: a nested subsample of the training pool
+        pool_size = len(pairs)
+        pairs = nested_subsample(pairs, n_requested, seed)
+        trainer_cfg = scaled_schedule(trainer_cfg, len(pairs), pool_size, config["dpo"]["sweep"]["schedule"])
+        sweep = {"n_requested": n_requested, "pool_size": pool_size, "capped": n_requested > pool_size,
+                 "max_steps": trainer_cfg["max_steps"], "pair_ids": [p["id"] for p in pairs]}
+        if sweep["capped"]:
+            log.warning("data-scale point n=%d: the %s pool of seed %d has only %d training pairs; capped to the "
+                        "pool (this point is left out of the data-scale tables)", n_requested,
+                        job["wildcards"]["pairs"], seed, pool_size)
+        log.info("data-scale point: %d of %d pairs, %d steps (%s)", len(pairs), pool_size,
+                 trainer_cfg["max_steps"], config["dpo"]["sweep"]["schedule"])
     if "p_chosen" in pairs[0] and trainer_cfg["soft_labels"] == "label_smoothing":
         # cDPO needs label_smoothing < 0.5; labels of exactly 0.5 carry no preference
         trainer_cfg["label_smoothing"] = min(sum(1 - p["p_chosen"] for p in pairs) / len(pairs), 0.49)
@@ -157,7 +172,7 @@ def dpo_stage(job: dict, log) -> None:
     if trainer.accelerator.is_main_process:
         write_json(Path(outputs["adapter"]) / "caibase.json",
                    {"stage": "dpo", "pairs": job["wildcards"]["pairs"], "n_pairs": len(pairs),
-                    "n_dev_pairs": len(dev), "label_smoothing": trainer_cfg.get("label_smoothing", 0.0),
+                    "n_dev_pairs": len(dev), "label_smoothing": trainer_cfg.get("label_smoothing", 0.0), **sweep,
                     **_launch_record(config, trainer), **stamp(config, load_model_info(model_dir), seed)})
     log.info("DPO adapter written to %s (%d pairs)", outputs["adapter"], len(pairs))
 

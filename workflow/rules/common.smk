@@ -4,6 +4,7 @@ from snakemake.exceptions import WorkflowError
 
 from caibase.config import ConfigError, check_config, prompt_set_paths
 from caibase.config import stage_resources as _stage_resources
+from caibase.data_scale import parse_sweep_policy, sweep_policy
 
 REPO = Path(workflow.basedir)
 
@@ -19,19 +20,24 @@ SOURCE_PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config
 EVAL_SETS = list(config["prompts"]["eval"])
 # The red-team set is built per run (limit, optional HH-RLHF prompts); the others are used as shipped.
 PROMPT_FILES = {**SOURCE_PROMPT_FILES, "redteam_train": f"{OUT}/prompts/redteam_train.jsonl"}
+SWEEP = config["dpo"]["sweep"]
+SWEEP_POLICIES = [sweep_policy(pairs, n) for pairs in SWEEP["pairs"] for n in SWEEP["sizes"]]
 CONTAINER = config["container"]
 ENV = "../envs/caibase.yaml"
 
 
 wildcard_constraints:
     seed=r"\d+",
-    policy="base|sft|slcai|dpo|dpo_aif|instruct_ref",
+    policy=r"base|sft|slcai|dpo|dpo_aif|instruct_ref|dpo(_aif)?_n\d+",
     pairs="revision|ai-feedback",
 
 
 def policy_adapters(wildcards):
     """LoRA adapters merged, in order, into the model for a policy."""
     seed_dir = f"{OUT}/seed{wildcards.seed}"
+    point = parse_sweep_policy(wildcards.policy)
+    if point:  # a data-scale sweep point: DPO on a subsample of the pairs
+        return [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/{point[0]}/n{point[1]}/adapter"]
     return {
         "base": [],
         "sft": [f"{seed_dir}/sft/adapter"],
@@ -52,9 +58,14 @@ def benchmark_file(name):
     return f"{OUT}/benchmarks/{name}.tsv"
 
 
+def policy_eval_sets(wildcards):
+    """Evaluation sets a policy is generated and judged on: all of them, or the sweep's for a sweep point."""
+    return SWEEP["eval_sets"] if parse_sweep_policy(wildcards.policy) else EVAL_SETS
+
+
 def final_outputs():
     return [
         f"{OUT}/tables/summary_by_condition.csv",
         f"{OUT}/tables/per_seed.csv",
         f"{OUT}/metrics.json",
-    ]
+    ] + ([f"{OUT}/tables/data_scale.csv"] if SWEEP_POLICIES else [])

@@ -30,14 +30,14 @@ rule generate_redteam:
 rule generate_eval:
     input:
         model=rules.prepare_model.output.info,
-        prompts=[PROMPT_FILES[name] for name in EVAL_SETS],
+        prompts=lambda wildcards: [PROMPT_FILES[name] for name in policy_eval_sets(wildcards)],
         adapters=policy_adapters,
         splits=rules.check_prompt_splits.output.report,
     output:
         responses=f"{OUT}/seed{{seed}}/eval/{{policy}}/responses.jsonl",
     params:
         policy=lambda wc: wc.policy,
-        prompt_sets=EVAL_SETS,
+        prompt_sets=policy_eval_sets,
         limit={name: config["prompts"]["eval_limits"].get(name, config["prompts"]["eval_limit"]) for name in EVAL_SETS},
         n_samples=config["evaluation"]["samples_per_prompt"],
         sampling=config["evaluation"]["sampling"],
