@@ -255,3 +255,15 @@ def test_config_checks_for_judges_and_the_instruct_reference(repo):
     missing = {**config, "evaluation": {k: v for k, v in config["evaluation"].items() if k != "score_judge"}}
     with pytest.raises(ConfigError, match="score_judge is required"):
         check_evaluation(missing, repo)
+
+
+def test_instruct_reference_prompt_uses_the_chat_template(tiny_model_dir):
+    from caibase.models import load_tokenizer
+    from caibase.prompts import chat_prompt
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    with pytest.raises(ValueError, match="no chat template"):
+        chat_prompt(tokenizer, "Hi")
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    assert chat_prompt(tokenizer, "How do vaccines work?") == "<|user|>How do vaccines work?\n<|assistant|>"
