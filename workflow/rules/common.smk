@@ -4,7 +4,7 @@ from snakemake.exceptions import WorkflowError
 
 from caibase.config import ConfigError, check_config, prompt_set_paths
 from caibase.config import stage_resources as _stage_resources
-from caibase.data_scale import parse_sweep_policy, sweep_policy
+from caibase.data_scale import POLICY_OF_PAIRS, parse_sweep_policy, sweep_policy
 
 REPO = Path(workflow.basedir)
 
@@ -61,6 +61,20 @@ def benchmark_file(name):
 def policy_eval_sets(wildcards):
     """Evaluation sets a policy is generated and judged on: all of them, or the sweep's for a sweep point."""
     return SWEEP["eval_sets"] if parse_sweep_policy(wildcards.policy) else EVAL_SETS
+
+
+def data_scale_points():
+    """Every point of the sweep per seed and pairs: SFT (no DPO), each subsample size, and the full pool."""
+    points = []
+    for seed in SEEDS:
+        for pairs in SWEEP["pairs"]:
+            seed_dir = f"{OUT}/seed{seed}/dpo/{pairs}"
+            points.append({"seed": seed, "pairs": pairs, "point": "sft", "policy": "sft", "adapter": None})
+            points += [{"seed": seed, "pairs": pairs, "point": f"n{n}", "policy": sweep_policy(pairs, n),
+                        "adapter": f"{seed_dir}/n{n}/adapter"} for n in SWEEP["sizes"]]
+            points.append({"seed": seed, "pairs": pairs, "point": "full", "policy": POLICY_OF_PAIRS[pairs],
+                           "adapter": f"{seed_dir}/adapter"})
+    return points
 
 
 def final_outputs():

@@ -1,20 +1,3 @@
-from caibase.data_scale import POLICY_OF_PAIRS
-
-
-def data_scale_points():
-    """Every point of the sweep per seed and pairs: SFT (no DPO), each subsample size, and the full pool."""
-    points = []
-    for seed in SEEDS:
-        for pairs in SWEEP["pairs"]:
-            seed_dir = f"{OUT}/seed{seed}/dpo/{pairs}"
-            points.append({"seed": seed, "pairs": pairs, "point": "sft", "policy": "sft", "adapter": None})
-            points += [{"seed": seed, "pairs": pairs, "point": f"n{n}", "policy": sweep_policy(pairs, n),
-                        "adapter": f"{seed_dir}/n{n}/adapter"} for n in SWEEP["sizes"]]
-            points.append({"seed": seed, "pairs": pairs, "point": "full", "policy": POLICY_OF_PAIRS[pairs],
-                           "adapter": f"{seed_dir}/adapter"})
-    return points
-
-
 use rule dpo as dpo_subsample with:
     output:
         adapter=directory(f"{OUT}/seed{{seed}}/dpo/{{pairs}}/n{{n_pairs}}/adapter"),
