@@ -45,4 +45,6 @@ def final_outputs():
         f"{OUT}/tables/summary_by_condition.csv",
         f"{OUT}/tables/per_seed.csv",
         f"{OUT}/metrics.json",
+        f"{OUT}/paper/main.pdf",
+        *([f"{config['report']['publish_dir']}/published.json"] if config["report"]["publish_dir"] else []),
     ]
