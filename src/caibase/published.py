@@ -46,29 +46,41 @@ class MissingRecordError(Exception):
     """A source file named by a published number does not exist."""
 
 
-@functools.cache
+def _stamp(sources) -> tuple:
+    """The cache key of a list of files: absolute path, size and mtime of each (a changed file is read again)."""
+    stamps = []
+    for path in sources:
+        if not os.path.exists(path):
+            raise MissingRecordError(f"{path}: source file missing")
+        stat = os.stat(path)
+        stamps.append((os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
 def _jsonl(path: str) -> tuple[dict, ...]:
-    if not os.path.exists(path):
-        raise MissingRecordError(f"{path}: source file missing")
-    return tuple(read_jsonl(path))
+    return _read_jsonl(_stamp([path])[0])
 
 
-def _judged(sources: tuple[str, ...]) -> pd.DataFrame:
-    frame = pd.DataFrame([record for path in sources for record in _jsonl(path)])
+@functools.cache
+def _read_jsonl(stamp: tuple) -> tuple[dict, ...]:
+    return tuple(read_jsonl(stamp[0]))
+
+
+def _judged(stamps: tuple) -> pd.DataFrame:
+    frame = pd.DataFrame([record for stamp in stamps for record in _read_jsonl(stamp)])
     return frame.rename(columns={"id": "prompt_id"})
 
 
 @functools.cache
-def _condition_summary(sources: tuple[str, ...], n_boot: int) -> pd.DataFrame:
-    return summarize(_judged(sources), n_boot=n_boot)
+def _summary_of(stamps: tuple, n_boot: int) -> pd.DataFrame:
+    return summarize(_judged(stamps), n_boot=n_boot)
 
 
 @formula("condition_summary")
 def condition_summary(sources, condition: str, metric: str, statistic: str, n_boot: int) -> tuple[float, int]:
     """A statistic (mean, sd, ci95_low, ci95_high) of one condition's metric over seeds and prompts, from its judged
     records (caibase.metrics.summarize: per-seed rates, two-way bootstrap over seeds x prompts)."""
-    sources = tuple(sources)
-    table = _condition_summary(sources, n_boot)
+    table = _summary_of(_stamp(sources), n_boot)
     row = table[(table.condition == condition) & (table.metric == metric)]
     if len(row) != 1:
         raise KeyError(f"metric {metric!r} of condition {condition!r} not computable from {list(sources)}")
@@ -76,8 +88,8 @@ def condition_summary(sources, condition: str, metric: str, statistic: str, n_bo
 
 
 @functools.cache
-def _paired(sources: tuple[str, ...], treatment: str, control: str, n_boot: int) -> pd.DataFrame:
-    return paired_table(_judged(sources), [control, treatment], n_boot=n_boot)
+def _paired_of(stamps: tuple, treatment: str, control: str, n_boot: int) -> pd.DataFrame:
+    return paired_table(_judged(stamps), [control, treatment], n_boot=n_boot)
 
 
 @formula("paired_difference")
@@ -85,8 +97,7 @@ def paired_difference(sources, treatment: str, control: str, metric: str, statis
                       n_boot: int) -> tuple[float, int]:
     """Treatment minus control on the same seeds and prompts (caibase.metrics.paired_difference): difference,
     ci95_low, ci95_high, p_permutation or mde_80."""
-    sources = tuple(sources)
-    table = _paired(sources, treatment, control, n_boot)
+    table = _paired_of(_stamp(sources), treatment, control, n_boot)
     row = table[(table.treatment == treatment) & (table.control == control) & (table.metric == metric)]
     if len(row) != 1:
         raise KeyError(f"paired difference {treatment}-{control} on {metric!r} not computable from {list(sources)}")
@@ -141,7 +152,7 @@ def compute(entry: dict) -> tuple[float, int]:
 
 
 def clear_cache() -> None:
-    for cached in (_jsonl, _condition_summary, _paired):
+    for cached in (_read_jsonl, _summary_of, _paired_of):
         cached.cache_clear()
 
 
