@@ -48,3 +48,9 @@ def final_outputs():
         f"{OUT}/paper/main.pdf",
         *([f"{config['report']['publish_dir']}/published.json"] if config["report"]["publish_dir"] else []),
     ]
+
+
+def optional_table(name):
+    """Another stage's table (data-scale sweep, judge agreement), rendered when the run's final outputs include it."""
+    path = f"{OUT}/tables/{name}.csv"
+    return lambda wildcards: [path] if path in final_outputs() else []

@@ -29,12 +29,6 @@ PUBLISHED = f"{PUBLISH_DIR}/published.json" if PUBLISH_DIR else f"{PAPER}/publis
 DPO_PAIRS = [pairs for condition, pairs in (("dpo", "revision"), ("dpo_aif", "ai-feedback")) if condition in CONDITIONS]
 
 
-def optional_table(name):
-    """Another stage's table (data-scale sweep, judge agreement), rendered when the run's final outputs include it."""
-    path = f"{OUT}/tables/{name}.csv"
-    return lambda wildcards: [path] if path in final_outputs() else []
-
-
 RAW_RECORDS = {
     "judged": expand(rules.judge.output.judged, seed=SEEDS, policy=CONDITIONS),
     "histories": expand(rules.dpo.output.history, seed=SEEDS, pairs=DPO_PAIRS),
