@@ -1,7 +1,7 @@
 """Recompute every published number from the raw per-item records and compare with published.json; prints each
 number with PASS or FAIL and fails on any FAIL or missing record. Run on pulled artifacts, nothing is retrained:
 
-    make verify                       # = snakemake --cores 1 --allowed-rules verify --forcerun verify verify
+    make verify                       # = snakemake --cores 1 verify --allowed-rules verify --forcerun verify
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Published numbers: every number the write-up reports, with the raw per-item records it comes from and the named
 formula (from FORMULAS) that computes it, so a reviewer can recompute each one without retraining anything.
 
-    snakemake --cores 1 --allowed-rules verify --forcerun verify verify    # what `make verify` runs
+    snakemake --cores 1 verify --allowed-rules verify --forcerun verify    # what `make verify` runs
 
 A published number is one entry of `published.json`:
 

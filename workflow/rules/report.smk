@@ -127,7 +127,7 @@ if PUBLISH_DIR:
 
 
 # Reviewers: recompute every published number from the raw records, without running anything upstream.
-#   snakemake --cores 1 --allowed-rules verify --forcerun verify verify     (= make verify)
+#   snakemake --cores 1 verify --allowed-rules verify --forcerun verify     (= make verify)
 rule verify:
     input:
         **RAW_RECORDS,
