@@ -47,7 +47,7 @@ def main(smk) -> None:
             "bootstrap_samples": smk.params.bootstrap_samples, "ci_level": ci_level,
             "dpo_beta": config["dpo"]["beta"], "dpo_steps": config["dpo"]["max_steps"],
             "critique_rounds": config["critique"]["rounds"],
-            "redteam_prompts": (config["prompts"].get("redteam_limit") or 0) + (config["prompts"].get("redteam_hh_rlhf") or 0),
+            "redteam_prompts": sum(config["prompts"].get(k) or 0 for k in ("redteam_limit", "redteam_hh_rlhf")),
             "present": {"Scores": any(not is_rate(summary, m) for m in set(summary.metric)),
                         "Feedback": bool(feedback), "Paired": not paired.empty,
                         "DataScale": bool(smk.input.data_scale), "JudgeAgreement": bool(smk.input.judge_agreement)},

@@ -62,7 +62,8 @@ def test_every_number_recomputes_and_matches(run_dir):
     assert not published["unverified"]
     keys = {n["key"] for n in published["numbers"]}
     assert {"summary/dpo/asr_jailbreak/mean", "summary/sft/over_refusal/ci95_high", "feedback/hhh/accuracy",
-            "feedback/hhh/expected_calibration_error", "dpo/revision/final/loss", "dpo/revision/final/eval_loss"} <= keys
+            "feedback/hhh/expected_calibration_error", "dpo/revision/final/loss",
+            "dpo/revision/final/eval_loss"} <= keys
     assert failures(published, root) == {}
     by_key = {n["key"]: n for n in published["numbers"]}
     assert by_key["feedback/hhh/accuracy"]["value"] == pytest.approx(26 / 40)

@@ -266,7 +266,8 @@ TABLE_TOLERANCE = 5.1e-5
 
 
 def _check_against_table(item: dict, table_value: float, table: str) -> None:
-    if not (math.isnan(item["value"]) and math.isnan(table_value)) and abs(item["value"] - table_value) > TABLE_TOLERANCE:
+    both_nan = math.isnan(item["value"]) and math.isnan(table_value)
+    if not both_nan and abs(item["value"] - table_value) > TABLE_TOLERANCE:
         raise ValueError(f"{item['key']}: recomputed {item['value']!r} from raw records but {table} says "
                          f"{table_value!r}; the aggregate and the formula disagree")
 

@@ -135,7 +135,8 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     _write_table(long, out_dir, "main_results", wide, "l" + "c" * len(metrics))
     written.append("main_results")
 
-    paired_keys = sorted({tuple(k.split("/")[1:4]) for k in numbers if k.startswith("paired/")}, key=lambda k: (k[2], k[0], k[1]))
+    paired_keys = sorted({tuple(k.split("/")[1:4]) for k in numbers if k.startswith("paired/")},
+                         key=lambda k: (k[2], k[0], k[1]))  # by metric, then treatment and control
     if paired_keys:
         rows, latex = [], []
         for treatment, control, metric in paired_keys:
