@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 
 import pandas as pd
@@ -30,8 +31,11 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     seeds, conditions = len(config["seeds"]), len(config["evaluation"]["conditions"])
-    for rule in ("prepare_model", "build_redteam_set", "check_prompt_splits", "validate_judges", "aggregate"):
+    for rule in ("prepare_model", "build_redteam_set", "check_prompt_splits", "validate_judges", "aggregate",
+                 "publish_numbers", "render_report", "paper"):
         assert counts[rule] == 1, rule
+    assert counts.get("publish_reference", 0) == int(config["report"]["publish_dir"] is not None)
+    assert "verify" not in counts  # a reviewer's target, not part of a run
     for rule in ("sft", "critique_revise", "preference_pairs", "slcai_sft"):
         assert counts[rule] == seeds, rule
     aif = "dpo_aif" in config["evaluation"]["conditions"]
@@ -55,10 +59,15 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
+NO_TEX = shutil.which("latexmk") is None
+NO_TEX_REASON = "latexmk not installed (.ci/run installs texlive and latexmk from Debian)"
+
+
+@pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
+    """One smoke run shared by every test here; without TeX it stops before the paper rule."""
     workdir = tmp_path_factory.mktemp("smoke")
-    result = snakemake(workdir, "smoke.yaml", "--cores", "2")
+    result = snakemake(workdir, "smoke.yaml", "--cores", "2", *(["--omit-from", "paper"] if NO_TEX else []))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir / "results" / "smoke", load_config("smoke.yaml")
 
@@ -202,6 +211,84 @@ def test_smoke_run_data_scale_sweep(smoke_run):
     assert f"n={large}" in (out / "logs" / f"seed{config['seeds'][0]}" / f"dpo_revision_n{large}.log").read_text()
 
 
+@pytest.mark.skipif(NO_TEX, reason=NO_TEX_REASON)
+def test_smoke_run_builds_the_paper_from_the_metrics(smoke_run):
+    """The PDF exists, and its rendered main table shows the metrics.json numbers, as mean [CI low, high]."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed (.ci/run installs poppler-utils)")
+    out, config = smoke_run
+    text = subprocess.run(["pdftotext", "-layout", str(out / "paper" / "main.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    table = text.split("Table 1:")[1].split("Table 2:")[0]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for row in metrics["summary"]:
+        name = row["condition"].replace("_", " ")  # pdftotext renders LaTeX's \\_ as a space
+        line = next(ln for ln in table.splitlines() if re.match(rf"\s*{name}\s+\d", ln))
+        assert f"{row['mean']:.2f} [{row['ci95_low']:.2f}, {row['ci95_high']:.2f}]" in line, (row, line)
+    assert "CPU stand-in run" in text and "[not in this run]" not in text
+    published = json.loads((out / "paper" / "published.json").read_text())
+    joined = " ".join(text.split())
+    assert published["meta"]["config_sha256"][:12] in joined and published["meta"]["model"]["id"] in joined
+    assert f"All {len(published['numbers'])} numbers" in joined
+
+
+def verify(workdir):
+    return snakemake(workdir, "smoke.yaml", "--cores", "1", "verify", "--allowed-rules", "verify",
+                     "--forcerun", "verify", timeout=300)
+
+
+@pytest.fixture
+def smoke_copy(smoke_run, tmp_path):
+    """A copy of the smoke run's artifacts, as a reviewer would pull them, to tamper with."""
+    out, _ = smoke_run
+    shutil.copytree(out, tmp_path / "results" / "smoke", ignore=shutil.ignore_patterns("weights", "adapter"))
+    return tmp_path
+
+
+def test_verify_passes_on_the_smoke_run_without_running_anything_upstream(smoke_copy):
+    published = json.loads((smoke_copy / "results/smoke/paper/published.json").read_text())
+    result = verify(smoke_copy)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("PASS  ") == len(published["numbers"]) > 100
+    assert "Rule: verify" in result.stderr and "1 of 1 steps" in result.stderr
+
+
+def test_verify_fails_on_an_altered_judged_record(smoke_copy):
+    path = smoke_copy / "results/smoke/seed2/eval/slcai/judged.jsonl"
+    records = read_jsonl(path)
+    target = next(r for r in records if r["prompt_set"] == "jailbreak")
+    target["attack_success"] = not target["attack_success"]
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    result = verify(smoke_copy)
+    assert result.returncode != 0
+    assert re.search(r"^FAIL  summary/slcai/asr_jailbreak/mean", result.stdout, flags=re.M), result.stdout[-3000:]
+    assert re.search(r"^PASS  summary/sft/asr_jailbreak/mean", result.stdout, flags=re.M)
+
+
+def test_verify_fails_on_a_deleted_record(smoke_copy):
+    """Dropping one benign record leaves the jailbreak rate unchanged, but not the record count it was read from."""
+    path = smoke_copy / "results/smoke/seed1/eval/base/judged.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    dropped = next(i for i, line in enumerate(lines) if json.loads(line)["prompt_set"] == "benign")
+    path.write_text("".join(lines[:dropped] + lines[dropped + 1:]))
+    result = verify(smoke_copy)
+    assert result.returncode != 0
+    assert re.search(r"^FAIL  summary/base/asr_jailbreak/mean .*read \d+ records, published from",
+                     result.stdout, flags=re.M), result.stdout[-3000:]
+    assert re.search(r"^PASS  feedback/hhh/accuracy ", result.stdout, flags=re.M)
+
+
+def test_verify_fails_on_a_changed_published_number(smoke_copy):
+    path = smoke_copy / "results/smoke/paper/published.json"
+    published = json.loads(path.read_text())
+    number = next(n for n in published["numbers"] if n["key"] == "summary/dpo/over_refusal/mean")
+    number["value"] += 0.02
+    path.write_text(json.dumps(published))
+    result = verify(smoke_copy)
+    assert result.returncode != 0
+    assert re.findall(r"^FAIL  (\S+)", result.stdout, flags=re.M) == ["summary/dpo/over_refusal/mean"]
+
+
 def test_smoke_run_is_complete_and_nothing_left_to_do(smoke_run):
     out, _ = smoke_run
     workdir = out.parents[1]
@@ -241,7 +328,9 @@ def test_same_seed_reruns_byte_identical_and_seeds_differ(smoke_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     again = tmp_path / "results" / "smoke"
     compared = ["metrics.json", "tables/summary_by_condition.csv", "tables/per_seed.csv", "tables/judge_agreement.csv",
-                "tables/data_scale.csv", "tables/data_scale_summary.csv"]
+                "tables/data_scale.csv", "tables/data_scale_summary.csv", "paper/published.json",
+                "paper/generated/figures/dpo_dynamics.pdf", "paper/generated/tables/main_results.tex"]
+    compared += [] if NO_TEX else ["paper/main.pdf"]
     for seed in config["seeds"]:
         compared += [f"seed{seed}/pairs/revision.jsonl", f"seed{seed}/pairs/ai-feedback.jsonl",
                      f"seed{seed}/slcai/revisions.jsonl"]

@@ -82,4 +82,14 @@ def final_outputs():
         f"{OUT}/tables/summary_by_condition.csv",
         f"{OUT}/tables/per_seed.csv",
         f"{OUT}/metrics.json",
-    ] + ([f"{OUT}/tables/data_scale.csv"] if SWEEP_POLICIES else [])
+        f"{OUT}/tables/judge_agreement.csv",
+        f"{OUT}/paper/main.pdf",
+        *([f"{OUT}/tables/data_scale.csv"] if SWEEP_POLICIES else []),
+        *([f"{config['report']['publish_dir']}/published.json"] if config["report"]["publish_dir"] else []),
+    ]
+
+
+def optional_table(name):
+    """Another stage's table (data-scale sweep, judge agreement), rendered when the run's final outputs include it."""
+    path = f"{OUT}/tables/{name}.csv"
+    return lambda wildcards: [path] if path in final_outputs() else []

@@ -20,3 +20,127 @@ rule aggregate:
         CONTAINER
     script:
         "../../scripts/aggregate.py"
+
+
+# The write-up: published numbers recomputed from raw records, tables, figures and the LaTeX paper, per run under
+# results/<run>/paper/. With `report.publish_dir` (the reference config) the published numbers and generated parts
+# are also copied there (paper/) to be committed beside main.tex.
+PAPER = f"{OUT}/paper"
+PUBLISH_DIR = config["report"]["publish_dir"]
+PUBLISHED = f"{PUBLISH_DIR}/published.json" if PUBLISH_DIR else f"{PAPER}/published.json"
+DPO_PAIRS = [pairs for condition, pairs in (("dpo", "revision"), ("dpo_aif", "ai-feedback")) if condition in CONDITIONS]
+
+
+RAW_RECORDS = {
+    "judged": expand(rules.judge.output.judged, seed=SEEDS, policy=CONDITIONS),
+    "histories": expand(rules.dpo.output.history, seed=SEEDS, pairs=DPO_PAIRS),
+    "feedback": [rules.validate_feedback_model.output.hhh, rules.validate_feedback_model.output.hh_rlhf]
+    if config["feedback"]["validate"]
+    else [],
+}
+
+
+rule publish_numbers:
+    input:
+        **RAW_RECORDS,
+        summary=rules.aggregate.output.summary,
+        paired=rules.aggregate.output.paired,
+        model=rules.prepare_model.output.info,
+        data_scale=optional_table("data_scale"),
+        judge_agreement=optional_table("judge_agreement"),
+    output:
+        published=f"{PAPER}/published.json",
+        macros=f"{PAPER}/generated/macros.tex",
+    params:
+        bootstrap_samples=config["evaluation"]["bootstrap_samples"],
+    log:
+        f"{OUT}/logs/publish_numbers.log",
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/publish_numbers.py"
+
+
+rule render_report:
+    input:
+        published=rules.publish_numbers.output.published,
+        summary=rules.aggregate.output.summary,
+        histories=RAW_RECORDS["histories"],
+        feedback=RAW_RECORDS["feedback"],
+        data_scale=optional_table("data_scale"),
+        judge_agreement=optional_table("judge_agreement"),
+    output:
+        tables=report(directory(f"{PAPER}/generated/tables"), patterns=["{name}.csv"],
+                      caption="../report/tables.rst", category="Tables"),
+        figures=report(directory(f"{PAPER}/generated/figures"), patterns=["{name}.png"],
+                       caption="../report/figures.rst", category="Figures"),
+    log:
+        f"{OUT}/logs/render_report.log",
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/render_report.py"
+
+
+rule paper:
+    input:
+        main=str(REPO / "paper" / "main.tex"),
+        bib=str(REPO / "paper" / "references.bib"),
+        macros=rules.publish_numbers.output.macros,
+        tables=rules.render_report.output.tables,
+        figures=rules.render_report.output.figures,
+    output:
+        pdf=report(f"{PAPER}/main.pdf", caption="../report/paper.rst", category="Paper"),
+    log:
+        f"{OUT}/logs/paper.log",
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/build_paper.py"
+
+
+if PUBLISH_DIR:
+
+    rule publish_reference:
+        input:
+            published=rules.publish_numbers.output.published,
+            macros=rules.publish_numbers.output.macros,
+            tables=rules.render_report.output.tables,
+            figures=rules.render_report.output.figures,
+        output:
+            published=PUBLISHED,
+            generated=directory(f"{PUBLISH_DIR}/generated"),
+        log:
+            f"{OUT}/logs/publish_reference.log",
+        conda:
+            ENV
+        container:
+            CONTAINER
+        shell:
+            "(rm -rf {output.generated} && mkdir -p {output.generated} && cp {input.macros} {output.generated}/ "
+            "&& cp -r {input.tables} {input.figures} {output.generated}/ && cp {input.published} {output.published}) "
+            "> {log} 2>&1"
+
+
+# Reviewers: recompute every published number from the raw records, without running anything upstream.
+#   snakemake --cores 1 verify --allowed-rules verify --forcerun verify     (= make verify)
+rule verify:
+    input:
+        **RAW_RECORDS,
+        published=PUBLISHED,
+    output:
+        report=f"{OUT}/verify.txt",
+    log:
+        f"{OUT}/logs/verify.log",
+    conda:
+        ENV
+    container:
+        CONTAINER
+    script:
+        "../../scripts/verify.py"

@@ -1,0 +1,33 @@
+"""Tables (CSV + LaTeX booktabs) from the published numbers and figures (PDF + PNG) from the tables and raw logs.
+
+    snakemake --cores 1 results/embedded-cpu/paper/generated/figures
+"""
+
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+from caibase.artifacts import atomic_path, read_json
+from caibase.report import write_figures, write_tables
+from caibase.runtime import setup
+
+
+def main(smk) -> None:
+    log = setup(smk.log[0])
+    published = read_json(smk.input.published)
+    histories = defaultdict(list)
+    for path in smk.input.histories:
+        histories[path.split("/")[-2]].append(path)
+    feedback = dict(zip(("hhh", "hh_rlhf"), smk.input.feedback))
+    data_scale = pd.read_csv(smk.input.data_scale[0]) if smk.input.data_scale else None
+    judge_agreement = pd.read_csv(smk.input.judge_agreement[0]) if smk.input.judge_agreement else None
+    with atomic_path(smk.output.tables, directory=True) as tables:
+        written = write_tables(published, Path(tables), data_scale, judge_agreement)
+    with atomic_path(smk.output.figures, directory=True) as figures:
+        written += write_figures(pd.read_csv(smk.input.summary), dict(histories), feedback, Path(figures),
+                                 data_scale, judge_agreement)
+    log.info("wrote %s", ", ".join(written))
+
+
+main(snakemake)  # noqa: F821

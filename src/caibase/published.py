@@ -1,0 +1,323 @@
+"""Published numbers: every number the write-up reports, with the raw per-item records it comes from and the named
+formula (from FORMULAS) that computes it, so a reviewer can recompute each one without retraining anything.
+
+    snakemake --cores 1 verify --allowed-rules verify --forcerun verify    # what `make verify` runs
+
+A published number is one entry of `published.json`:
+
+    {"key": "summary/dpo/asr_jailbreak/mean", "value": 0.979, "display": "0.98", "macro": "SummaryDpoAsrJailbreakMean",
+     "formula": "condition_summary", "args": {"condition": "dpo", "metric": "asr_jailbreak", ...},
+     "sources": ["results/embedded-cpu/seed1/eval/dpo/judged.jsonl", ...], "n_records": 144}
+
+`sources` are paths relative to the Snakemake working directory; `n_records` is how many raw records the formula
+read, so a deleted record fails verification even when it would not move the value.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from caibase.artifacts import read_jsonl
+from caibase.metrics import paired_table, summarize, validation_summary
+
+# Recomputed values must equal the published ones to this absolute tolerance (the formulas are deterministic; the
+# slack only absorbs floating-point summation order across machines).
+ABS_TOLERANCE = 1e-6
+
+FORMULAS: dict[str, Callable[..., tuple[float, int]]] = {}
+
+
+def formula(name: str):
+    """Register a formula: f(sources, **args) -> (value, number of raw records read)."""
+    def register(fn):
+        FORMULAS[name] = fn
+        return fn
+    return register
+
+
+class MissingRecordError(Exception):
+    """A source file named by a published number does not exist."""
+
+
+def _stamp(sources) -> tuple:
+    """The cache key of a list of files: absolute path, size and mtime of each (a changed file is read again)."""
+    stamps = []
+    for path in sources:
+        if not os.path.exists(path):
+            raise MissingRecordError(f"{path}: source file missing")
+        stat = os.stat(path)
+        stamps.append((os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
+def _jsonl(path: str) -> tuple[dict, ...]:
+    return _read_jsonl(_stamp([path])[0])
+
+
+@functools.cache
+def _read_jsonl(stamp: tuple) -> tuple[dict, ...]:
+    return tuple(read_jsonl(stamp[0]))
+
+
+def _judged(stamps: tuple) -> pd.DataFrame:
+    frame = pd.DataFrame([record for stamp in stamps for record in _read_jsonl(stamp)])
+    return frame.rename(columns={"id": "prompt_id"})
+
+
+@functools.cache
+def _summary_of(stamps: tuple, n_boot: int) -> pd.DataFrame:
+    return summarize(_judged(stamps), n_boot=n_boot)
+
+
+@formula("condition_summary")
+def condition_summary(sources, condition: str, metric: str, statistic: str, n_boot: int) -> tuple[float, int]:
+    """A statistic (mean, sd, ci95_low, ci95_high) of one condition's metric over seeds and prompts, from its judged
+    records (caibase.metrics.summarize: per-seed rates, two-way bootstrap over seeds x prompts)."""
+    table = _summary_of(_stamp(sources), n_boot)
+    row = table[(table.condition == condition) & (table.metric == metric)]
+    if len(row) != 1:
+        raise KeyError(f"metric {metric!r} of condition {condition!r} not computable from {list(sources)}")
+    return float(row[statistic].iloc[0]), sum(len(_jsonl(path)) for path in sources)
+
+
+@functools.cache
+def _paired_of(stamps: tuple, treatment: str, control: str, n_boot: int) -> pd.DataFrame:
+    return paired_table(_judged(stamps), [control, treatment], n_boot=n_boot)
+
+
+@formula("paired_difference")
+def paired_difference(sources, treatment: str, control: str, metric: str, statistic: str,
+                      n_boot: int) -> tuple[float, int]:
+    """Treatment minus control on the same seeds and prompts (caibase.metrics.paired_difference): difference,
+    ci95_low, ci95_high, p_permutation or mde_80."""
+    table = _paired_of(_stamp(sources), treatment, control, n_boot)
+    row = table[(table.treatment == treatment) & (table.control == control) & (table.metric == metric)]
+    if len(row) != 1:
+        raise KeyError(f"paired difference {treatment}-{control} on {metric!r} not computable from {list(sources)}")
+    return float(row[statistic].iloc[0]), sum(len(_jsonl(path)) for path in sources)
+
+
+def expected_calibration_error(records: list[dict]) -> float:
+    """Sum over confidence bins of (bin share) x |accuracy - mean confidence| (bins of caibase.metrics)."""
+    table = validation_summary(records)["calibration"]
+    n = sum(row["n"] for row in table)
+    return float(sum(row["n"] / n * abs(row["accuracy"] - row["mean_confidence"]) for row in table if row["n"]))
+
+
+@formula("feedback_validation")
+def feedback_validation(sources, statistic: str) -> tuple[float, int]:
+    """Feedback-model validation from per-item records (caibase.metrics.validation_summary): accuracy,
+    accuracy_ci95_low/high (Wilson), position_consistency, n, or expected_calibration_error."""
+    records = [record for path in sources for record in _jsonl(path)]
+    if statistic == "expected_calibration_error":
+        return expected_calibration_error(records), len(records)
+    summary = validation_summary(records)
+    low, high = summary["accuracy_ci95_wilson"]
+    value = {**summary, "accuracy_ci95_low": low, "accuracy_ci95_high": high}[statistic]
+    return float(value), len(records)
+
+
+def _history(path: str) -> pd.DataFrame:
+    if not os.path.exists(path):
+        raise MissingRecordError(f"{path}: source file missing")
+    return pd.read_csv(path)
+
+
+@formula("history_final")
+def history_final(sources, column: str) -> tuple[float, int]:
+    """Mean over seeds (one history.csv each) of the last logged value of a training-log column."""
+    finals, rows = [], 0
+    for path in sources:
+        history = _history(path)
+        rows += len(history)
+        logged = history[column].dropna() if column in history else pd.Series(dtype=float)
+        if logged.empty:
+            raise KeyError(f"{path}: column {column!r} has no logged value")
+        finals.append(float(logged.iloc[-1]))
+    return float(np.mean(finals)), rows
+
+
+def compute(entry: dict) -> tuple[float, int]:
+    """Recompute one published entry from its sources with its named formula."""
+    if entry["formula"] not in FORMULAS:
+        raise KeyError(f"{entry['key']}: unknown formula {entry['formula']!r} (known: {sorted(FORMULAS)})")
+    return FORMULAS[entry["formula"]](entry["sources"], **entry["args"])
+
+
+def clear_cache() -> None:
+    for cached in (_read_jsonl, _summary_of, _paired_of):
+        cached.cache_clear()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Names and display
+
+_DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
+
+
+def macro_name(key: str) -> str:
+    """A LaTeX macro name (letters only) for a key: 'summary/dpo_aif/asr_jailbreak/ci95_low' ->
+    'SummaryDpoAifAsrJailbreakCiNineFiveLow'."""
+    words = []
+    for part in "".join(c if c.isalnum() else " " for c in key).split():
+        for chunk in _split_digits(part):
+            words.append(_DIGITS[int(chunk)] if chunk.isdigit() else chunk[:1].upper() + chunk[1:])
+    return "".join(words)
+
+
+def _split_digits(part: str) -> list[str]:
+    chunks, current = [], ""
+    for char in part:
+        if char.isdigit():
+            if current:
+                chunks.append(current)
+            chunks.append(char)
+            current = ""
+        else:
+            current += char
+    return chunks + [current] if current else chunks
+
+
+def display(value: float, statistic: str) -> str:
+    """How a number is printed in the paper: p-values to 3 decimals, counts as integers, the rest to 2."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if statistic in ("n", "n_records"):
+        return str(int(value))
+    if statistic.startswith("p_"):
+        return f"{value:.3f}"
+    return f"{value:.2f}"
+
+
+def entry(key: str, formula_name: str, args: dict, sources: list[str]) -> dict:
+    """Compute a published entry from its sources."""
+    value, n_records = FORMULAS[formula_name](sources, **args)
+    statistic = args.get("statistic", key.rsplit("/", 1)[-1])
+    return {"key": key, "value": value, "display": display(value, statistic), "macro": macro_name(key),
+            "formula": formula_name, "args": args, "sources": [str(s) for s in sources], "n_records": n_records}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verify
+
+
+def verify(published: dict, root: str | os.PathLike = ".", tolerance: float | None = None) -> list[dict]:
+    """Recompute every published number from its raw records; one result per number with status PASS or FAIL (a
+    different value, a different record count, a display string that does not match, or a missing source)."""
+    tolerance = published.get("tolerance", {}).get("abs", ABS_TOLERANCE) if tolerance is None else tolerance
+    clear_cache()
+    results = []
+    old = Path.cwd()
+    os.chdir(root)
+    try:
+        for item in published["numbers"]:
+            result = {"key": item["key"], "published": item["value"], "recomputed": None, "status": "FAIL"}
+            try:
+                value, n_records = compute(item)
+            except (MissingRecordError, KeyError, ValueError) as err:
+                result["reason"] = str(err)
+                results.append(result)
+                continue
+            result["recomputed"] = value
+            statistic = item["args"].get("statistic", item["key"].rsplit("/", 1)[-1])
+            same = (math.isnan(value) and math.isnan(item["value"])) or abs(value - item["value"]) <= tolerance
+            if not same:
+                result["reason"] = f"differs by {value - item['value']:+.3g} (tolerance {tolerance:g})"
+            elif n_records != item["n_records"]:
+                result["reason"] = f"read {n_records} records, published from {item['n_records']}"
+            elif display(item["value"], statistic) != item["display"]:
+                result["reason"] = f"display {item['display']!r} is not the value {item['value']!r}"
+            else:
+                result["status"] = "PASS"
+            results.append(result)
+    finally:
+        os.chdir(old)
+    return results
+
+
+def format_results(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        recomputed = "missing" if r["recomputed"] is None else f"{r['recomputed']:.6g}"
+        line = f"{r['status']}  {r['key']}  published={r['published']:.6g}  recomputed={recomputed}"
+        lines.append(line + (f"  ({r['reason']})" if r.get("reason") else ""))
+    failed = sum(r["status"] != "PASS" for r in results)
+    lines.append(f"{len(results) - failed} PASS, {failed} FAIL of {len(results)} published numbers")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Build
+
+SUMMARY_STATISTICS = ("mean", "ci95_low", "ci95_high")
+PAIRED_STATISTICS = ("difference", "ci95_low", "ci95_high", "p_permutation")
+FEEDBACK_STATISTICS = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "position_consistency",
+                       "expected_calibration_error", "n")
+HISTORY_COLUMNS = ("loss", "rewards/accuracies", "rewards/margins", "eval_loss")
+# Aggregate tables store 4 decimals; a published number further than this from its table cell is an error.
+TABLE_TOLERANCE = 5.1e-5
+
+
+def _check_against_table(item: dict, table_value: float, table: str) -> None:
+    both_nan = math.isnan(item["value"]) and math.isnan(table_value)
+    if not both_nan and abs(item["value"] - table_value) > TABLE_TOLERANCE:
+        raise ValueError(f"{item['key']}: recomputed {item['value']!r} from raw records but {table} says "
+                         f"{table_value!r}; the aggregate and the formula disagree")
+
+
+def _unverified(key: str, value: float, statistic: str, err: Exception) -> dict:
+    return {"key": key, "value": value, "display": display(value, statistic), "macro": macro_name(key),
+            "reason": str(err)}
+
+
+def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: dict[str, list[str]],
+                  feedback: dict[str, str], histories: dict[str, list[str]], n_boot: int) -> tuple[list, list]:
+    """Every reported number as a published entry, computed from raw records and checked against the aggregate
+    tables it is printed from. `judged` maps condition -> judged.jsonl per seed; `feedback` dataset -> per-item
+    jsonl; `histories` DPO pairs kind -> history.csv per seed. Returns (numbers, unverified): table cells that no
+    registered formula recomputes are listed in `unverified` with their table value and are marked in the paper."""
+    numbers, unverified = [], []
+    for row in summary.itertuples(index=False):
+        for statistic in SUMMARY_STATISTICS:
+            key = f"summary/{row.condition}/{row.metric}/{statistic}"
+            args = {"condition": row.condition, "metric": row.metric, "statistic": statistic, "n_boot": n_boot}
+            try:
+                item = entry(key, "condition_summary", args, judged[row.condition])
+            except KeyError as err:
+                unverified.append(_unverified(key, float(getattr(row, statistic)), statistic, err))
+                continue
+            _check_against_table(item, float(getattr(row, statistic)), "summary_by_condition.csv")
+            numbers.append(item)
+    for row in ([] if paired is None else paired.itertuples(index=False)):
+        for statistic in PAIRED_STATISTICS:
+            key = f"paired/{row.treatment}/{row.control}/{row.metric}/{statistic}"
+            args = {"treatment": row.treatment, "control": row.control, "metric": row.metric,
+                    "statistic": statistic, "n_boot": n_boot}
+            sources = judged.get(row.treatment, []) + judged.get(row.control, [])
+            try:
+                item = entry(key, "paired_difference", args, sources)
+            except KeyError as err:
+                unverified.append(_unverified(key, float(getattr(row, statistic)), statistic, err))
+                continue
+            _check_against_table(item, float(getattr(row, statistic)), "paired_differences.csv")
+            numbers.append(item)
+    for dataset, path in feedback.items():
+        for statistic in FEEDBACK_STATISTICS:
+            numbers.append(entry(f"feedback/{dataset}/{statistic}", "feedback_validation",
+                                 {"statistic": statistic}, [path]))
+    for pairs, paths in histories.items():
+        for column in HISTORY_COLUMNS:
+            if all(column in pd.read_csv(path, nrows=0).columns for path in paths):
+                numbers.append(entry(f"dpo/{pairs}/final/{column}", "history_final", {"column": column}, paths))
+    return numbers, unverified
+
+
+def formula_docs() -> dict[str, str]:
+    return {name: " ".join((fn.__doc__ or "").split()) for name, fn in sorted(FORMULAS.items())}

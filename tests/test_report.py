@@ -1,0 +1,150 @@
+"""Published numbers, verify, and the paper sources: formulas recompute from per-item records; verify fails on an
+altered record, a deleted record and a changed number; no result number is typed into paper/*.tex."""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from caibase import published as pub
+from caibase.metrics import summarize
+from caibase.report import latex_escape, macros_tex
+from conftest import REPO
+
+
+def judged_records(condition, seeds=(1, 2), n=6):
+    records = []
+    for seed in seeds:
+        for prompt_set, field in (("jailbreak", "attack_success"), ("benign", "refused")):
+            for i in range(n):
+                hit = (i + seed) % 3 == 0
+                records.append({"id": f"{prompt_set}-{i}", "seed": seed, "condition": condition,
+                                "prompt_set": prompt_set, "status": "ok", "attack_success": hit if
+                                field == "attack_success" else False, "refused": hit if field == "refused" else False})
+    return records
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    """Judged records of two conditions over two seeds, feedback records and DPO histories, as files."""
+    monkeypatch.chdir(tmp_path)
+    judged = {}
+    for condition in ("sft", "dpo"):
+        judged[condition] = []
+        for seed in (1, 2):
+            path = tmp_path / f"seed{seed}" / condition / "judged.jsonl"
+            path.parent.mkdir(parents=True)
+            path.write_text("".join(json.dumps(r) + "\n" for r in judged_records(condition) if r["seed"] == seed))
+            judged[condition].append(str(path.relative_to(tmp_path)))
+    feedback = tmp_path / "hhh.jsonl"
+    feedback.write_text("".join(json.dumps({"id": f"h{i}", "correct": i % 3 != 0, "position_consistent": i % 2 == 0,
+                                            "confidence": 0.5 + 0.04 * (i % 12)}) + "\n" for i in range(40)))
+    histories = []
+    for seed in (1, 2):
+        path = tmp_path / f"seed{seed}" / "history.csv"
+        pd.DataFrame({"step": [1, 2, 3], "loss": [0.69, 0.6 + seed / 100, None],
+                      "rewards/accuracies": [0.0, 0.5, None], "eval_loss": [None, None, 0.7]}).to_csv(path, index=False)
+        histories.append(str(path.relative_to(tmp_path)))
+    frame = pd.DataFrame([r for c in judged for r in judged_records(c)]).rename(columns={"id": "prompt_id"})
+    summary = summarize(frame, n_boot=200)
+    numbers, unverified = pub.build_numbers(summary, None, judged, {"hhh": "hhh.jsonl"}, {"revision": histories}, 200)
+    pub.clear_cache()
+    return tmp_path, {"tolerance": {"abs": pub.ABS_TOLERANCE}, "numbers": numbers, "unverified": unverified}
+
+
+def failures(published, root):
+    return {r["key"]: r.get("reason", "") for r in pub.verify(published, root) if r["status"] != "PASS"}
+
+
+def test_every_number_recomputes_and_matches(run_dir):
+    root, published = run_dir
+    assert not published["unverified"]
+    keys = {n["key"] for n in published["numbers"]}
+    assert {"summary/dpo/asr_jailbreak/mean", "summary/sft/over_refusal/ci95_high", "feedback/hhh/accuracy",
+            "feedback/hhh/expected_calibration_error", "dpo/revision/final/loss",
+            "dpo/revision/final/eval_loss"} <= keys
+    assert failures(published, root) == {}
+    by_key = {n["key"]: n for n in published["numbers"]}
+    assert by_key["feedback/hhh/accuracy"]["value"] == pytest.approx(26 / 40)
+    assert by_key["dpo/revision/final/loss"]["value"] == pytest.approx(0.615)  # last logged step, mean over seeds
+    assert set(published["numbers"][0]) >= {"key", "value", "display", "macro", "formula", "args", "sources",
+                                            "n_records"}
+
+
+def test_altered_record_fails_only_its_numbers(run_dir):
+    root, published = run_dir
+    path = root / "seed1" / "dpo" / "judged.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    first = next(r for r in records if r["prompt_set"] == "jailbreak")
+    first["attack_success"] = not first["attack_success"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    failed = failures(published, root)
+    assert "summary/dpo/asr_jailbreak/mean" in failed
+    assert not any(key.startswith("summary/sft/") for key in failed)
+
+
+def test_deleted_record_and_missing_file_fail(run_dir):
+    root, published = run_dir
+    path = root / "seed2" / "sft" / "judged.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))  # a benign record: drop it
+    failed = failures(published, root)
+    assert "summary/sft/asr_jailbreak/mean" in failed and "records" in failed["summary/sft/asr_jailbreak/mean"]
+    (root / "hhh.jsonl").unlink()
+    assert "missing" in failures(published, root)["feedback/hhh/accuracy"]
+
+
+def test_changed_published_number_fails(run_dir):
+    root, published = run_dir
+    item = next(n for n in published["numbers"] if n["key"] == "feedback/hhh/position_consistency")
+    item["value"] += 0.01
+    assert set(failures(published, root)) == {"feedback/hhh/position_consistency"}
+
+
+def test_aggregate_that_disagrees_with_the_records_is_an_error(run_dir):
+    root, _ = run_dir
+    frame = pd.DataFrame([r for c in ("sft", "dpo") for r in judged_records(c)]).rename(columns={"id": "prompt_id"})
+    summary = summarize(frame, n_boot=200)
+    summary.loc[0, "mean"] += 0.1
+    judged = {c: [f"seed{s}/{c}/judged.jsonl" for s in (1, 2)] for c in ("sft", "dpo")}
+    with pytest.raises(ValueError, match="aggregate and the formula disagree"):
+        pub.build_numbers(summary, None, judged, {}, {}, 200)
+
+
+def test_macro_names_are_letters_only_and_unique():
+    keys = ["summary/dpo_aif/asr_jailbreak/ci95_low", "summary/dpo/aif_asr_jailbreak/ci95_low",
+            "dpo/ai-feedback/final/rewards/accuracies", "feedback/hh_rlhf/n"]
+    names = [pub.macro_name(k) for k in keys]
+    assert names[0] == "SummaryDpoAifAsrJailbreakCiNineFiveLow"
+    assert all(re.fullmatch(r"[A-Za-z]+", n) for n in names)
+    assert pub.display(0.12345, "p_permutation") == "0.123" and pub.display(100.0, "n") == "100"
+
+
+def test_macros_file_defines_every_number(run_dir):
+    _, published = run_dir
+    published["meta"] = {
+        "run_name": "r_1", "model": {"id": "org/m_1", "kind": "instruct", "source": "embedded", "sha256": "a" * 64},
+        "config_sha256": "b" * 64, "code_version": "c", "results_code_versions": ["c"], "judge": "refusal-strings",
+        "judge_is_proxy": True, "device": "cpu", "seeds": [1, 2], "prompts_per_set": 6, "bootstrap_samples": 200,
+        "ci_level": 0.95, "conditions": ["sft", "dpo"], "dpo_beta": 0.1, "dpo_steps": 3, "critique_rounds": 1,
+        "redteam_prompts": 12, "present": {"DataScale": False}}
+    tex = macros_tex(published)
+    for item in published["numbers"]:
+        assert rf"\newcommand{{\{item['macro']}}}{{{item['display']}}}" in tex
+    assert r"\StandIntrue" in tex and r"\InstructModeltrue" in tex and r"\HasDataScalefalse" in tex
+    assert r"\newcommand{\ModelId}{org/m\_1}" in tex
+    assert latex_escape("a_b&c%") == r"a\_b\&c\%"
+
+
+def test_paper_sources_hold_no_typed_numbers():
+    """Every number in the paper is a generated macro: after \\begin{document}, no digit in paper/*.tex outside
+    comments and reference keys."""
+    sources = sorted((REPO / "paper").glob("*.tex"))
+    assert sources
+    for path in sources:
+        text = path.read_text()
+        body = text.split(r"\begin{document}", 1)[-1]
+        body = re.sub(r"(?<!\\)%.*", "", body)
+        body = re.sub(r"\\(cite|ref|label|input|includegraphics|bibliography\w*)(\[[^\]]*\])?\{[^}]*\}", "", body)
+        assert not re.findall(r".{0,30}\d.{0,10}", body), path
