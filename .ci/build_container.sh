@@ -3,7 +3,9 @@
 #   ci/build_container.sh             # as root, called by .ci/run; prints the seconds each step took
 # Registries are unreachable here, so the base is the same Debian release built locally with debootstrap and passed
 # as BASE_IMAGE; the host's CA bundle and local wheel directory are build inputs only (mounted during RUN, never
-# copied into a layer). Storage: buildah/podman with the vfs driver, isolation chroot (no user namespaces here).
+# copied into a layer). Isolation chroot (no user namespaces here); storage driver overlay, or vfs where the kernel
+# lacks overlayfs (CAIBASE_STORAGE_DRIVER=vfs; vfs copies the whole root filesystem for every layer, several times
+# slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,10 @@ MIRROR=${CAI_DATA_MIRROR:?set CAI_DATA_MIRROR to the public-data mirror (the smo
 HOST_CA=${HOST_CA:-/etc/ssl/certs/ca-certificates.crt}
 WHEELS=${WHEELS:-/opt/wheels}
 mkdir -p "$WORK"
-buildah=(buildah --storage-driver=vfs)
-podman=(podman --storage-driver=vfs)
+DRIVER=${CAIBASE_STORAGE_DRIVER:-overlay}
+storage=(--storage-driver="$DRIVER" --root "$WORK/storage-$DRIVER" --runroot "$WORK/run-$DRIVER")
+buildah=(buildah "${storage[@]}")
+podman=(podman "${storage[@]}")
 step() { echo "== [$(date -u +%H:%M:%S), ${SECONDS}s] $*"; }
 
 step "install buildah, podman, debootstrap"
