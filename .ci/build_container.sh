@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the project's Dockerfile for real without a registry or a Docker engine, then run the smoke pipeline in it.
-#   ci/build_container.sh             # as root, called by .ci/run; prints the seconds each step took
+#   .ci/build_container.sh            # as root, called by .ci/run; prints the seconds each step took
 # Registries are unreachable here, so the base is the same Debian release built locally with debootstrap and passed
 # as BASE_IMAGE; the host's CA bundle and local wheel directory are build inputs only (mounted during RUN, never
 # copied into a layer). Isolation chroot (no user namespaces here); storage driver overlay, or vfs where the kernel
