@@ -1,9 +1,10 @@
 # caibase image: the pinned environment, the embedded model prepared at build time, Snakemake as entry point.
 #   docker build -t caibase:cpu .                              # CPU
 #   docker build --build-arg TORCH_VARIANT=cuda -t caibase:cuda .
-#   docker run --rm -v "$PWD/results:/opt/caibase/results" caibase:cpu --cores all
-# BASE_IMAGE: Debian bookworm-slim pinned by digest (the digest Docker Hub served for debian:bookworm-slim, as
-# resolved in a public BuildKit log); builds without a registry pass a local bookworm image built by debootstrap.
+#   docker run --rm -v caibase-results:/opt/caibase/results caibase:cpu    # snakemake --cores all
+# BASE_IMAGE: Debian bookworm-slim pinned by digest: the digest of docker.io/library/debian:bookworm-slim that public
+# projects pin in their Dockerfiles (found with a code search; no registry is reachable here to resolve it again).
+# Builds without a registry pass a local bookworm image built by debootstrap (.ci/build_container.sh).
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
 FROM ${BASE_IMAGE}
 

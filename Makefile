@@ -15,7 +15,7 @@ TORCH_INDEX_cuda := https://download.pytorch.org/whl/cu130
 STAMP         := $(VENV)/.caibase-installed
 DEPS_STAMP    := $(VENV)/.caibase-deps
 
-.PHONY: all deps venv run test verify lint dry-run lock clean-venv
+.PHONY: all deps venv run test verify lint dry-run lock clean-venv push pull
 
 all: test
 
@@ -58,6 +58,18 @@ lint: $(STAMP)
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --cores 1 --configfile $(CONFIG)
+
+# DVC (README, "Reviewers"): `push` records a finished run in dvc.lock and uploads it to the default remote; `pull`
+# fetches it, checks every stage against dvc.lock and marks the outputs up to date without running a job (see
+# src/caibase/dvc_pull.py). The reviewers' path is `make pull` then `make verify`.
+push: $(STAMP)
+	$(BIN)/snakemake -n --cores 1 --configfile $(CONFIG) 2>&1 | grep -q "Nothing to be done" \
+	    || { echo "the run is not complete: make run CONFIG=$(CONFIG) first" >&2; exit 1; }
+	$(BIN)/dvc commit --force
+	$(BIN)/dvc push
+
+pull: $(STAMP)
+	$(BIN)/python -m caibase.dvc_pull --configfile $(CONFIG)
 
 # Regenerate the hash-locked requirements from pyproject.toml. torch is installed per variant (above), so it and its
 # CUDA-only dependencies are left out of the lock.

@@ -49,3 +49,39 @@ def test_dependencies_come_from_the_hash_locked_lock_file():
     copies = " ".join(value for kind, value in instructions() if kind == "COPY")
     assert "requirements.lock" in copies
     assert "snakemake" in " ".join(value for kind, value in instructions() if kind == "ENTRYPOINT")
+
+
+def test_build_arguments_select_base_and_torch_variant():
+    args = {value.split("=")[0]: value for kind, value in instructions() if kind == "ARG"}
+    assert {"BASE_IMAGE", "TORCH_VARIANT", "PIP_CERT", "PIP_FIND_LINKS"} <= set(args)
+    assert args["TORCH_VARIANT"] == "TORCH_VARIANT=cpu"
+    assert args["PIP_CERT"] == "PIP_CERT" and args["PIP_FIND_LINKS"] == "PIP_FIND_LINKS", "build inputs stay unset"
+    envs = " ".join(value for kind, value in instructions() if kind == "ENV")
+    assert "PIP_CERT" not in envs and "PIP_FIND_LINKS" not in envs, "build inputs must not persist in the image"
+    runs = " ".join(value for kind, value in instructions() if kind == "RUN")
+    assert "make deps TORCH_VARIANT=${TORCH_VARIANT}" in runs and "make venv TORCH_VARIANT=${TORCH_VARIANT}" in runs
+    makefile = (REPO / "Makefile").read_text()
+    assert "TORCH_INDEX_cpu" in makefile and "TORCH_INDEX_cuda" in makefile
+
+
+def test_determinism_settings_model_at_build_time_and_entry_point():
+    envs = " ".join(value for kind, value in instructions() if kind == "ENV")
+    for setting in ("PYTHONHASHSEED=0", "CUBLAS_WORKSPACE_CONFIG=:4096:8", "TOKENIZERS_PARALLELISM=false"):
+        assert setting in envs
+    runs = " ".join(value for kind, value in instructions() if kind == "RUN")
+    assert re.search(r"snakemake --cores \d+ results/embedded-cpu/model/model_info\.json", runs)
+    assert ("ENTRYPOINT", '["snakemake"]') in instructions() and ("CMD", '["--cores", "all"]') in instructions()
+    # the user switch comes after the root-only apt step and before any project code is installed
+    kinds = [kind for kind, _ in instructions()]
+    assert kinds.index("USER") < kinds.index("COPY")
+
+
+def test_ci_builds_this_dockerfile_against_a_local_bookworm_base():
+    script = (REPO / ".ci" / "build_container.sh").read_text()
+    assert "debootstrap --variant=minbase bookworm" in script and ":bookworm-slim@" in DOCKERFILE
+    assert "bud --isolation=chroot" in script and "-f Dockerfile" in script
+    assert '--build-arg BASE_IMAGE="$BASE"' in script
+    assert "--build-arg PIP_CERT=" in script and "--build-arg PIP_FIND_LINKS=" in script
+    assert "snakemake --cores 2 --configfile config/smoke.yaml" in script
+    assert ".ci/build_container.sh" in (REPO / ".ci" / "run").read_text()
+    assert subprocess.run(["bash", "-n", str(REPO / ".ci" / "build_container.sh")]).returncode == 0

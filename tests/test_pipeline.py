@@ -4,6 +4,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -388,3 +390,65 @@ def test_rerunning_a_judge_job_reads_the_cache(smoke_run):
     n_judged = sum(r["status"] != "skipped_degenerate" for r in records)
     log = (out / "logs" / f"seed{config['seeds'][0]}" / "judge_dpo.log").read_text()
     assert f"judged {len(records)} responses ({n_judged} from the cache)" in log
+
+
+def test_reviewer_path_push_clone_pull_has_nothing_to_do(smoke_run, tmp_path):
+    """The reviewers' path on the smoke run, against a real local DVC remote: record the run (`dvc commit`),
+    `dvc push`, clone the repository elsewhere, `dvc pull`; DVC does not restore mtimes, so Snakemake would rerun
+    jobs; `python -m caibase.dvc_pull` (what `make pull` runs) checks dvc.lock and touches, and then Snakemake has
+    nothing to do. A clone whose code differs from dvc.lock is refused."""
+    out, _ = smoke_run
+    dvc = str(Path(sys.executable).parent / "dvc")
+    origin, remote, clone = tmp_path / "origin", tmp_path / "remote", tmp_path / "clone"
+
+    def run(cmd, cwd, ok=True):
+        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+        assert not ok or result.returncode == 0, f"{cmd}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+        return result
+
+    def git(*args, cwd):
+        return run(["git", "-c", "user.name=caibase-test", "-c", "user.email=test@caibase.invalid", *args], cwd)
+
+    # The working tree as a repository of its own (tracked and new files, nothing ignored), versioning smoke.yaml.
+    files = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (origin / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, origin / name)
+    dvc_yaml = origin / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("config/config.yaml", "config/smoke.yaml"))
+    git("init", "-q", cwd=origin)
+    git("add", "-A", cwd=origin)
+    git("commit", "-q", "-m", "code", cwd=origin)
+
+    shutil.copytree(out, origin / "results" / "smoke")  # the smoke run, as `make run` would leave it
+    run([dvc, "remote", "modify", "--local", "localdir", "url", str(remote)], origin)
+    run([dvc, "commit", "--force"], origin)
+    assert run([dvc, "status", "--json"], origin).stdout.strip() in ("{}", "")
+    run([dvc, "push"], origin)
+    git("add", "dvc.lock", "results/smoke/metrics.json", "results/smoke/feedback/validation/summary.json", cwd=origin)
+    git("commit", "-q", "-m", "reference run", cwd=origin)
+
+    git("clone", "-q", str(origin), str(clone), cwd=tmp_path)
+    run([dvc, "remote", "modify", "--local", "localdir", "url", str(remote)], clone)
+    run([dvc, "pull"], clone)
+    for name in ("seed1/eval/dpo/judged.jsonl", "seed2/pairs/ai-feedback.jsonl", "seed1/dpo/revision/adapter/"
+                 "adapter_model.safetensors", "model/model_info.json", "metrics.json"):
+        assert (clone / "results" / "smoke" / name).read_bytes() == (out / name).read_bytes(), name
+    dry_run = [snakemake_bin(), "--dry-run", "--cores", "1", "--configfile", "config/smoke.yaml"]
+    dry = run(dry_run, clone)
+    assert "Nothing to be done" not in dry.stdout + dry.stderr, "pulled mtimes happened to be in DAG order"
+
+    pulled = run([sys.executable, "-m", "caibase.dvc_pull", "--configfile", "config/smoke.yaml"], clone)
+    assert "nothing to do" in pulled.stdout
+    dry = run(dry_run, clone)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+    verified = run([snakemake_bin(), "--cores", "1", "verify", "--allowed-rules", "verify", "--forcerun", "verify",
+                    "--configfile", "config/smoke.yaml"], clone)  # what `make verify` runs: no training, no generation
+    assert "FAIL" not in verified.stdout and verified.stdout.count("PASS  ") > 100, verified.stdout[-3000:]
+    assert "1 of 1 steps" in verified.stderr
+
+    script = clone / "scripts" / "aggregate.py"
+    script.write_text(script.read_text() + "\n# changed after the reference run\n")
+    refused = run([sys.executable, "-m", "caibase.dvc_pull", "--configfile", "config/smoke.yaml"], clone, ok=False)
+    assert refused.returncode == 1 and "does not match dvc.lock" in refused.stderr and "report" in refused.stderr
