@@ -17,8 +17,9 @@ def dry_run(tmp_path, *args):
         capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
-def test_default_profile_plans_the_paper_run(tmp_path):
-    result = dry_run(tmp_path, "--cores", "1", "--configfile", "config/paper.yaml")
+@pytest.mark.parametrize("config_name", ["paper.yaml", "scale.yaml"])
+def test_default_profile_plans_the_gpu_runs(tmp_path, config_name):
+    result = dry_run(tmp_path, "--cores", "1", "--configfile", f"config/{config_name}")
     assert result.returncode == 0, result.stderr[-3000:]
 
 
