@@ -41,6 +41,10 @@ rule validate_judges:
         cache_dir=f"{OUT}/judge_cache",
     log:
         f"{OUT}/logs/validate_judges.log",
+    benchmark:
+        benchmark_file("validate_judges")
+    resources:
+        **stage_resources("judge"),
     threads: config["threads"]
     conda:
         ENV
