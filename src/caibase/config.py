@@ -96,8 +96,8 @@ def stage_resources(config: dict, stage: str, schema_path: Path = SCHEMA) -> dic
 
 
 def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
-    """Judges fit their tasks, per-set limits name eval sets, the instruct reference has an instruct model, and
-    the labeled judge-validation files are well formed."""
+    """Judges fit their tasks, the instruct reference has an instruct model, and the labeled judge-validation files
+    are well formed. (A per-set limit for a set the config does not evaluate is ignored.)"""
     from caibase.judge_validation import LabeledFileError, load_labeled
 
     evaluation, prompts = config["evaluation"], config["prompts"]
@@ -108,9 +108,6 @@ def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
     scored = [name for name in ("helpful", "style") if name in prompts["eval"]]
     if scored and not score_judge:
         raise ConfigError(f"config key evaluation.score_judge is required for the eval sets {scored}")
-    unknown = sorted(set(prompts.get("eval_limits", {})) - set(prompts["eval"]))
-    if unknown:
-        raise ConfigError(f"config key prompts.eval_limits: {unknown} are not eval sets {sorted(prompts['eval'])}")
     if "instruct_ref" in evaluation["conditions"] and config["model"]["kind"] != "instruct":
         raise ConfigError("config key evaluation.conditions: instruct_ref evaluates the prepared model as an "
                           "instruct reference and needs model.kind instruct")
