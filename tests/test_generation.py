@@ -92,3 +92,38 @@ def test_interrupted_generation_resumes_to_identical_output(tiny_model_dir, tmp_
 ])
 def test_degenerate_outputs_are_detected(text, reason):
     assert degenerate_reason(text, prompt="How do I pick the lock on my neighbour's door?") == reason
+
+
+def test_nucleus_matches_a_full_sort_whatever_the_candidate_count():
+    import torch
+
+    logits = torch.randn(6, 500, generator=torch.Generator().manual_seed(0)) * torch.tensor([[0.5], [1], [2], [4], [8], [0.1]])
+    probs = torch.softmax(logits, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    reference = [set(order[r][(sorted_probs.cumsum(-1) - sorted_probs)[r] < 0.9].tolist()) for r in range(6)]
+    for candidates in (1, 7, 256, 500):
+        kept, ids = PerRowSampler([0] * 6, temperature=1.0, top_p=0.9, candidates=candidates).nucleus(probs)
+        assert [set(ids[r][kept[r] > 0].tolist()) for r in range(6)] == reference
+
+
+def test_sampler_row_draw_depends_only_on_its_logits_and_seed():
+    import torch
+
+    logits = torch.randn(3, 300, generator=torch.Generator().manual_seed(1)) * 3
+    for _ in range(5):  # successive steps advance each row's generator independently
+        together = PerRowSampler([11, 22, 33], 0.7, 0.95)(None, logits).argmax(-1).tolist()
+        alone = [PerRowSampler([s], 0.7, 0.95)(None, logits[r : r + 1]).argmax(-1).item()
+                 for r, s in enumerate([11, 22, 33])]
+        assert together == alone
+        logits = logits.roll(1, dims=-1)
+
+
+def test_sampler_draws_follow_the_truncated_distribution():
+    import torch
+
+    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    draws = [PerRowSampler([seed], 1.0, 1.0)(None, logits).argmax(-1).item() for seed in range(4000)]
+    freq = [draws.count(t) / len(draws) for t in range(4)]
+    assert all(abs(f - p) < 0.03 for f, p in zip(freq, [0.5, 0.3, 0.15, 0.05]))
+    nucleus_draws = {PerRowSampler([seed], 1.0, 0.7)(None, logits).argmax(-1).item() for seed in range(400)}
+    assert nucleus_draws == {0, 1}  # 0.5 < 0.7 keeps token 1; 0.8 >= 0.7 drops tokens 2 and 3
