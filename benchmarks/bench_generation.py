@@ -32,7 +32,7 @@ def naive(model, tokenizer, prompts, settings, seed):
     texts, new_tokens = [], 0
     for i, prompt in enumerate(prompts):
         torch.manual_seed(sample_seed(seed, f"naive:{i}"))
-        enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             out = model.generate(**enc, do_sample=True, temperature=settings.temperature, top_p=settings.top_p,
                                  max_new_tokens=settings.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "generation.json")
     args = parser.parse_args()
@@ -58,7 +59,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not (args.model_dir / "model_info.json").is_file():
         prepare_model({"source": "embedded", "kind": "instruct"}, args.model_dir)
-    tokenizer, model = load_tokenizer(args.model_dir), load_model(args.model_dir)
+    tokenizer, model = load_tokenizer(args.model_dir), load_model(args.model_dir, device=args.device)
     records = load_prompt_set("redteam_train", REPO_ROOT / "data/prompts/redteam_train.jsonl").records
     prompts = [dialogue_prompt(r["prompt"]) for r in records[: args.n_prompts]]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95,
@@ -92,6 +93,7 @@ def main() -> None:
         "best_speedup_tokens_per_s": max(r["speedup_tokens_per_s"] for r in engine_results.values()),
         "torch": torch.__version__,
         "dtype": str(next(model.parameters()).dtype),
+        "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "code_version": code_version(),

@@ -125,6 +125,9 @@ def generate(
 ) -> list[Generation]:
     """Generate one completion per prompt; `seeds[i]` seeds prompt i's sampling.
 
+    `model` is a transformers model (the `hf` backend) or a backend object with a `generate_batch(prompts, seeds,
+    settings)` method, such as `caibase.backends.VllmModel`; batching and shards are the same for both.
+
     With `shard_path`, each finished batch is appended to that JSONL file and a rerun skips the batches already
     there, so an interrupted stage resumes where it stopped and ends with the same output.
     """
@@ -137,14 +140,18 @@ def generate(
     batches = batch_plan(lengths, settings.batch_size)
     results: list[Generation | None] = [None] * len(prompts)
     done = _read_shard(shard_path, results) if shard_path else set()
-    device = next(model.parameters()).device
+    backend_batch = getattr(model, "generate_batch", None)
+    device = None if backend_batch else next(model.parameters()).device
     shard = open(shard_path, "a", encoding="utf-8") if shard_path else None  # noqa: SIM115
     try:
         for batch_index, batch in enumerate(tqdm(batches, desc="generate", disable=not progress, mininterval=5)):
             if batch_index in done:
                 continue
-            generations = _generate_batch(model, tokenizer, [prompts[i] for i in batch], [seeds[i] for i in batch],
-                                          [lengths[i] for i in batch], settings, device)
+            if backend_batch:
+                generations = backend_batch([prompts[i] for i in batch], [seeds[i] for i in batch], settings)
+            else:
+                generations = _generate_batch(model, tokenizer, [prompts[i] for i in batch],
+                                              [seeds[i] for i in batch], [lengths[i] for i in batch], settings, device)
             for i, generation in zip(batch, generations, strict=True):
                 results[i] = generation
             if shard:
