@@ -3,6 +3,7 @@
 Sampling is done by a logits processor that draws each row's token from that row's own `torch.Generator`
 (seeded from the run seed and the sample's key), so a sample's draw does not depend on which other prompts
 share its batch. Generation stops at the configured stop strings, and the text is cut before them.
+Other backends (vLLM, `caibase.backends`) plug into the same batching and shards.
 """
 
 from __future__ import annotations
