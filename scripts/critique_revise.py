@@ -10,7 +10,8 @@ from caibase.artifacts import read_jsonl, write_json, write_jsonl
 from caibase.config import sampling_settings
 from caibase.constitution import load_constitution
 from caibase.critique import critique_and_revise, degenerate_summary
-from caibase.models import load_model, load_model_info, load_tokenizer
+from caibase.backends import load_generation_model
+from caibase.models import load_model_info, load_tokenizer
 from caibase.provenance import REPO_ROOT, stamp
 from caibase.runtime import setup
 
@@ -22,7 +23,9 @@ def main(smk) -> None:
     model_dir = Path(smk.input.model).parent
     constitution = load_constitution(config["constitution"], REPO_ROOT)
     responses = [r for r in read_jsonl(smk.input.responses) if r["sample"] == 0]
-    model = load_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"], device=config["device"])
+    backend = config["generation"]["backend"]
+    model = load_generation_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"],
+                                  device=config["device"], backend=backend, seed=seed)
     shards = Path(f"{smk.output.revisions}.shards")  # finished batches; a rerun resumes from them
     shards.mkdir(parents=True, exist_ok=True)
     records = critique_and_revise(
@@ -40,7 +43,8 @@ def main(smk) -> None:
         )
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.revisions, (
-        {**record, "seed": seed, "constitution": constitution.name, "generation": critique_cfg["sampling"],
+        {**record, "seed": seed, "constitution": constitution.name,
+         "generation": {**critique_cfg["sampling"], "backend": backend},
          "provenance": provenance}
         for record in records
     ))

@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 
 from caibase.artifacts import write_jsonl
+from caibase.backends import load_generation_model
 from caibase.config import sampling_settings
 from caibase.critique import RESPONSE_STOPS, dialogue_prompt
 from caibase.generation import degenerate_reason, generate, sample_seed
-from caibase.models import load_model, load_model_info, load_tokenizer
+from caibase.models import load_model_info, load_tokenizer
 from caibase.prompts import chat_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
 from caibase.runtime import setup
@@ -32,7 +33,9 @@ def main(smk) -> None:
         records += [{**r, "prompt_set": name, "sample": k} for r in prompts for k in range(smk.params.n_samples)]
     settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"], device=config["device"])
+    backend = config["generation"]["backend"]
+    model = load_generation_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"],
+                                  device=config["device"], backend=backend, seed=seed)
     shard = f"{smk.output.responses}.partial"
     format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == "instruct_ref" else dialogue_prompt
     generations = generate(
@@ -46,7 +49,7 @@ def main(smk) -> None:
          "prompt": r["prompt"], "style": r.get("style"),
          "policy": policy, "response": g.text, "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
          "stop": g.stop, "truncated": g.truncated, "degenerate": degenerate_reason(g.text, r["prompt"]),
-         "generation": settings.asdict(), "provenance": provenance}
+         "generation": {**settings.asdict(), "backend": backend}, "provenance": provenance}
         for r, g in zip(records, generations, strict=True)
     ))
     os.remove(shard)

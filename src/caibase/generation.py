@@ -3,6 +3,7 @@
 Sampling is done by a logits processor that draws each row's token from that row's own `torch.Generator`
 (seeded from the run seed and the sample's key), so a sample's draw does not depend on which other prompts
 share its batch. Generation stops at the configured stop strings, and the text is cut before them.
+Other backends (vLLM, `caibase.backends`) plug into the same batching and shards.
 """
 
 from __future__ import annotations
@@ -48,31 +49,53 @@ def sample_seed(seed: int, key: str) -> int:
 
 
 class PerRowSampler(LogitsProcessor):
-    """Temperature + nucleus sampling with one generator per batch row; returns one-hot logits for greedy decoding."""
+    """Temperature + nucleus sampling with one generator per batch row; returns one-hot logits for greedy decoding.
 
-    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float):
+    Each row draws one uniform number from its own generator and picks its token by inverse CDF over the nucleus,
+    so a row's token depends only on its own logits and seed. The nucleus is found among the `candidates` most
+    likely tokens (doubled until it fits, up to the whole vocabulary) instead of sorting the whole vocabulary, and
+    the candidates are put in a canonical order (probability descending, then token id), so the draw does not
+    depend on how many candidates were needed.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, candidates: int = 256):
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.temperature = temperature
         self.top_p = top_p
+        self.candidates = candidates
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         scores = scores.float()
         if self.temperature <= 0:
             choice = scores.argmax(dim=-1)
         else:
-            probs = torch.softmax(scores / self.temperature, dim=-1)
-            if self.top_p < 1.0:
-                sorted_probs, order = probs.sort(dim=-1, descending=True)
-                keep = sorted_probs.cumsum(dim=-1) - sorted_probs < self.top_p
-                sorted_probs = sorted_probs * keep
-                probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-            choice = torch.stack([
-                torch.multinomial(row.cpu(), 1, generator=gen).squeeze(0)
-                for row, gen in zip(probs, self.generators, strict=True)
-            ]).to(scores.device)
+            probs, token_ids = self.nucleus(torch.softmax(scores / self.temperature, dim=-1))
+            uniform = torch.stack([torch.rand((), generator=gen) for gen in self.generators]).to(scores.device)
+            cdf = probs.cumsum(dim=-1)
+            position = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(-1), right=True)
+            choice = token_ids.gather(-1, position.clamp_(max=probs.shape[-1] - 1)).squeeze(-1)
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(-1, choice.unsqueeze(-1), 0.0)
         return out
+
+    def nucleus(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, the smallest set of most likely tokens whose mass reaches top_p: (probabilities with the tokens
+        outside the nucleus zeroed, token ids), both in canonical order."""
+        vocab = probs.shape[-1]
+        if self.top_p >= 1.0:
+            return probs, torch.arange(vocab, device=probs.device).expand_as(probs)
+        k = min(self.candidates, vocab)
+        while True:
+            top, token_ids = probs.topk(k, dim=-1)
+            if k == vocab or bool((top.sum(dim=-1) >= self.top_p).all()):
+                break
+            k = min(2 * k, vocab)
+        by_id = token_ids.argsort(dim=-1)  # canonical order: ties in probability broken by token id
+        top, token_ids = top.gather(-1, by_id), token_ids.gather(-1, by_id)
+        by_prob = top.argsort(dim=-1, descending=True, stable=True)
+        top, token_ids = top.gather(-1, by_prob), token_ids.gather(-1, by_prob)
+        keep = top.cumsum(dim=-1) - top < self.top_p
+        return top * keep, token_ids
 
 
 def cut_at_stop(text: str, stop_strings: Sequence[str]) -> tuple[str, str | None]:
@@ -103,6 +126,9 @@ def generate(
 ) -> list[Generation]:
     """Generate one completion per prompt; `seeds[i]` seeds prompt i's sampling.
 
+    `model` is a transformers model (the `hf` backend) or a backend object with a `generate_batch(prompts, seeds,
+    settings)` method, such as `caibase.backends.VllmModel`; batching and shards are the same for both.
+
     With `shard_path`, each finished batch is appended to that JSONL file and a rerun skips the batches already
     there, so an interrupted stage resumes where it stopped and ends with the same output.
     """
@@ -115,14 +141,18 @@ def generate(
     batches = batch_plan(lengths, settings.batch_size)
     results: list[Generation | None] = [None] * len(prompts)
     done = _read_shard(shard_path, results) if shard_path else set()
-    device = next(model.parameters()).device
+    backend_batch = getattr(model, "generate_batch", None)
+    device = None if backend_batch else next(model.parameters()).device
     shard = open(shard_path, "a", encoding="utf-8") if shard_path else None  # noqa: SIM115
     try:
         for batch_index, batch in enumerate(tqdm(batches, desc="generate", disable=not progress, mininterval=5)):
             if batch_index in done:
                 continue
-            generations = _generate_batch(model, tokenizer, [prompts[i] for i in batch], [seeds[i] for i in batch],
-                                          [lengths[i] for i in batch], settings, device)
+            if backend_batch:
+                generations = backend_batch([prompts[i] for i in batch], [seeds[i] for i in batch], settings)
+            else:
+                generations = _generate_batch(model, tokenizer, [prompts[i] for i in batch],
+                                              [seeds[i] for i in batch], [lengths[i] for i in batch], settings, device)
             for i, generation in zip(batch, generations, strict=True):
                 results[i] = generation
             if shard:
