@@ -167,7 +167,7 @@ def test_engine_drives_a_backend_object_in_prompt_order(tiny_model_dir, tmp_path
     from caibase.backends import generation_from_vllm
 
     class EchoBackend:  # answers each prompt with its seed, through the vLLM record conversion
-        def generate_batch(self, prompts, seeds, settings):
+        def generate_completions(self, prompts, seeds, settings):
             return [generation_from_vllm(_vllm_output(f"{p}|{s}", [1], "stop", None), settings)
                     for p, s in zip(prompts, seeds, strict=True)]
 

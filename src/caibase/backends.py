@@ -96,7 +96,7 @@ class VllmModel:
         llm = LLM(model=str(weights), dtype=dtype, seed=seed, trust_remote_code=False)
         return cls(llm, load_tokenizer(model_dir), SamplingParams, merged)
 
-    def generate_batch(self, prompts: Sequence[str], seeds: Sequence[int],
+    def generate_completions(self, prompts: Sequence[str], seeds: Sequence[int],
                        settings: GenerationSettings) -> list[Generation]:
         params = [vllm_sampling_params(settings, seed, self.sampling_params_class) for seed in seeds]
         # Token ids from our tokenizer without special tokens, exactly as the hf backend feeds the model.

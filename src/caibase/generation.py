@@ -126,7 +126,7 @@ def generate(
 ) -> list[Generation]:
     """Generate one completion per prompt; `seeds[i]` seeds prompt i's sampling.
 
-    `model` is a transformers model (the `hf` backend) or a backend object with a `generate_batch(prompts, seeds,
+    `model` is a transformers model (the `hf` backend) or a backend object with a `generate_completions(prompts, seeds,
     settings)` method, such as `caibase.backends.VllmModel`; batching and shards are the same for both.
 
     With `shard_path`, each finished batch is appended to that JSONL file and a rerun skips the batches already
@@ -141,7 +141,7 @@ def generate(
     batches = batch_plan(lengths, settings.batch_size)
     results: list[Generation | None] = [None] * len(prompts)
     done = _read_shard(shard_path, results) if shard_path else set()
-    backend_batch = getattr(model, "generate_batch", None)
+    backend_batch = getattr(model, "generate_completions", None)  # not `generate_batch`: transformers models have one
     device = None if backend_batch else next(model.parameters()).device
     shard = open(shard_path, "a", encoding="utf-8") if shard_path else None  # noqa: SIM115
     try:
