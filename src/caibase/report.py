@@ -184,8 +184,17 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
         _write_table(means, out_dir, "data_scale", latex, "l" * 2 + "c" * (latex.shape[1] - 2))
         written.append("data_scale")
     if judge_agreement is not None:
-        latex = judge_agreement.map(lambda v: f"{v:.2f}" if isinstance(v, float) else latex_escape(v))
-        _write_table(judge_agreement, out_dir, "judge_agreement", latex, "l" * latex.shape[1])
+        def rate(value) -> str:
+            return "--" if pd.isna(value) else f"{value:.2f}"
+
+        latex = pd.DataFrame([{
+            "judge": latex_escape(row.judge), "labels": latex_escape(row.dataset), "n": str(row.n),
+            "agreement [Wilson CI]": f"{rate(row.agreement)} [{rate(row.agreement_ci95_low)}, "
+                                     f"{rate(row.agreement_ci95_high)}]",
+            "FPR": rate(row.false_positive_rate), "FNR": rate(row.false_negative_rate),
+            "kappa": rate(row.cohen_kappa), "pairwise": rate(row.pairwise_agreement),
+        } for row in judge_agreement.itertuples()])
+        _write_table(judge_agreement, out_dir, "judge_agreement", latex, "llrccccc")
         written.append("judge_agreement")
     return written
 
@@ -303,13 +312,13 @@ def write_figures(summary: pd.DataFrame, histories: dict[str, list[str]], feedba
         written.append("data_scale")
 
     if judge_agreement is not None:
-        numeric = [c for c in judge_agreement.columns if pd.api.types.is_float_dtype(judge_agreement[c])]
-        labels = judge_agreement.select_dtypes(exclude="number").astype(str).agg(" ".join, axis=1)
+        numeric = ["agreement", "false_positive_rate", "false_negative_rate", "cohen_kappa"]
+        labels = judge_agreement["judge"].str.cat(judge_agreement["dataset"], sep="\n")
         fig, ax = plt.subplots(figsize=(5, 2.6))
-        width = 0.8 / max(len(numeric), 1)
+        width = 0.8 / len(numeric)
         for i, column in enumerate(numeric):
-            ax.bar(np.arange(len(labels)) + i * width, judge_agreement[column], width, label=column)
-        ax.set_xticks(np.arange(len(labels)), labels, rotation=45, ha="right", fontsize=6)
+            ax.bar(np.arange(len(labels)) + i * width, judge_agreement[column].fillna(0), width, label=column)
+        ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=45, ha="right", fontsize=6)
         ax.legend(fontsize=6)
         fig.tight_layout()
         save_figure(fig, out_dir, "judge_agreement")
