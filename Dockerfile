@@ -33,6 +33,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv git make ca-certificates \
+        texlive-latex-base texlive-latex-recommended texlive-fonts-recommended latexmk \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 --shell /bin/bash caibase \
     && mkdir -p /opt/caibase && chown caibase:caibase /opt/caibase

@@ -47,8 +47,10 @@ def workload(config: dict, sweep_pairs: int | None = None) -> dict:
     if sweep_pairs is not None:  # a data-scale point: as many red-team prompts as pairs
         redteam = sweep_pairs
     samples = 2 if "dpo_aif" in conditions else 1
-    eval_prompts = sum(min(count_rows(REPO / path), prompts.get("eval_limit") or 10**9)
-                       for path in prompts["eval"].values())
+    limits = prompts.get("eval_limits", {})
+    eval_prompts = config["evaluation"].get("samples_per_prompt", 1) * sum(
+        min(count_rows(REPO / path), limits.get(name, prompts.get("eval_limit")) or 10**9)
+        for name, path in prompts["eval"].items())
     tokens = {
         "generate_redteam": redteam * samples * config["generation"].get("max_new_tokens", 128),
         "critique_revise": redteam * config["critique"]["rounds"] * 2

@@ -15,9 +15,9 @@ def test_smoke_workload_matches_what_the_smoke_run_does():
     config = load_config("smoke.yaml")
     work = estimate_cost.workload(config)
     assert work["redteam_prompts"] == 8 + 4  # redteam_limit + redteam_hh_rlhf, as in the smoke run's revisions
-    assert work["eval_prompts"] == 3 * 6  # three eval sets, eval_limit 6
+    assert work["eval_prompts"] == 3 * 6 + 2 * 4  # three eval sets at eval_limit 6, helpful and style at 4
     assert work["generated_tokens"] == {"generate_redteam": 12 * 2 * 16, "critique_revise": 12 * 1 * 2 * 16,
-                                        "generate_eval": 5 * 18 * 16}
+                                        "generate_eval": 5 * 26 * 16}
     assert work["sft_sequences"] == 2 * 3 * 4 and work["dpo_pairs"] == 2 * 3 * 4
 
 

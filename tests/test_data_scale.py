@@ -60,6 +60,11 @@ def test_data_scale_tables_hand_computed():
     ])
     per_seed, summary = data_scale_tables(judged, points, n_boot=200)
     assert {"pairs", "n_pairs", "seed", "set", "metric", "value"} <= set(per_seed.columns)
+    assert set(per_seed["metric"]) == set(summary["metric"]) == {"asr_jailbreak", "asr_jailbreak_at_k"}
+    at_k = per_seed[per_seed.metric == "asr_jailbreak_at_k"].reset_index(drop=True)
+    per_seed = per_seed[per_seed.metric == "asr_jailbreak"].reset_index(drop=True)
+    assert list(at_k["value"]) == list(per_seed["value"])  # one sample per prompt: ASR@1 is the per-attempt rate
+    summary = summary[summary.metric == "asr_jailbreak"].reset_index(drop=True)
     assert list(per_seed["value"]) == [1.0, 0.75, 0.75, 0.5, 0.0, 0.25]  # sorted by n_pairs, then seed
     assert list(per_seed["n_pairs"]) == [0, 0, 2, 2, 8, 9]
     assert list(summary["point"]) == ["sft", "n2", "full"]

@@ -177,8 +177,9 @@ def test_smoke_run_summary_table(smoke_run):
     proxy = agreement.set_index(["judge_backend", "dataset"]).loc[("refusal-strings", "refusal_labels_v1")]
     assert proxy["n"] == 30 and 0 < proxy["agreement"] < 1 and -1 <= proxy["cohen_kappa"] <= 1
     assert {"false_positive_rate", "false_negative_rate", "pairwise_agreement", "pair_ties"} <= set(agreement.columns)
-    assert sum(metrics["judge_status_counts"].values()) == sum(
-        len(read_jsonl(p)) for p in out.glob("seed*/eval/*/judged.jsonl"))
+    assert sum(metrics["judge_status_counts"].values()) == sum(  # the conditions' records; sweep points apart
+        len(read_jsonl(out / f"seed{seed}" / "eval" / condition / "judged.jsonl"))
+        for seed in config["seeds"] for condition in config["evaluation"]["conditions"])
     paired = pd.read_csv(out / "tables" / "paired_differences.csv")
     assert {("dpo", "sft"), ("dpo_aif", "sft"), ("slcai", "base")} <= set(zip(paired.treatment, paired.control))
     assert paired.p_permutation.between(0, 1).all() and (paired.n_seeds == len(config["seeds"])).all()
@@ -445,7 +446,8 @@ def test_reviewer_path_push_clone_pull_has_nothing_to_do(smoke_run, tmp_path):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
     verified = run([snakemake_bin(), "--cores", "1", "verify", "--allowed-rules", "verify", "--forcerun", "verify",
                     "--configfile", "config/smoke.yaml"], clone)  # what `make verify` runs: no training, no generation
-    assert "FAIL" not in verified.stdout and verified.stdout.count("PASS  ") > 100, verified.stdout[-3000:]
+    assert not re.search(r"^FAIL  ", verified.stdout, flags=re.M), verified.stdout[-3000:]
+    assert verified.stdout.count("PASS  ") > 100 and " 0 FAIL " in verified.stdout
     assert "1 of 1 steps" in verified.stderr
 
     script = clone / "scripts" / "aggregate.py"

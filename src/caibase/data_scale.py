@@ -16,7 +16,7 @@ import re
 
 import pandas as pd
 
-from caibase.metrics import per_seed, summarize
+from caibase.metrics import METRICS, per_seed, summarize
 
 # DPO policy name -> the pairs it trains on; sweep points are named `<policy>_n<N>`, e.g. dpo_n8, dpo_aif_n100.
 DPO_POLICIES = {"dpo": "revision", "dpo_aif": "ai-feedback"}
@@ -64,7 +64,7 @@ def data_scale_tables(judged: pd.DataFrame, points: pd.DataFrame,
     (no DPO, n_pairs 0). Returns (per seed: pairs, point, n_pairs, seed, set, metric, value, n_prompts, policy;
     summary: pairs, point, n_pairs_min, n_pairs_max, set, metric, mean, sd, ci95_low, ci95_high, n_seeds).
     """
-    set_of_metric = {"asr_jailbreak": "jailbreak", "asr_direct": "harmful_direct", "over_refusal": "benign"}
+    set_of_metric = {metric.name: metric.prompt_set for metric in METRICS}
     values = per_seed(judged).rename(columns={"condition": "policy"})
     values["set"] = values["metric"].map(set_of_metric)
     long = points.merge(values, on=["policy", "seed"], how="inner")

@@ -27,6 +27,13 @@ METRIC_LABELS = {
     "asr_jailbreak": "ASR, held-out jailbreaks",
     "asr_direct": "ASR, direct harmful",
     "over_refusal": "over-refusal, benign",
+    "asr_jailbreak_at_k": "ASR@k, held-out jailbreaks",
+    "asr_direct_at_k": "ASR@k, direct harmful",
+    "over_refusal_benign": "over-refusal, clearly benign",
+    "over_refusal_borderline": "over-refusal, borderline",
+    "helpfulness": "helpfulness (1-5)",
+    "helpful_response_tokens": "response tokens, helpful set",
+    "style_adherence": "style adherence (1-5)",
 }
 CONDITION_ORDER = ["base", "instruct_ref", "sft", "slcai", "dpo", "dpo_aif"]
 
