@@ -202,12 +202,14 @@ def test_smoke_run_data_scale_sweep(smoke_run):
         assert point["n_pairs"] == small and point["pool_size"] == full["n_pairs"] and not point["capped"]
         assert capped["capped"] and capped["n_pairs"] == full["n_pairs"]
         assert capped["pair_ids"][:small] == point["pair_ids"]  # nested
-        rows = table[table.seed == seed]
+        rows = table[(table.seed == seed) & (table.metric == "asr_jailbreak")]
         assert set(rows["point"]) == {"sft", f"n{small}", "full"}  # the capped point is left out
         assert sorted(rows["n_pairs"]) == [0, small, full["n_pairs"]]
         judged = read_jsonl(out / f"seed{seed}" / "eval" / f"dpo_n{small}" / "judged.jsonl")
         assert {r["prompt_set"] for r in judged} == set(sweep["eval_sets"])
     summary = pd.read_csv(out / "tables" / "data_scale_summary.csv")
+    assert set(summary["metric"]) == {"asr_jailbreak", "asr_jailbreak_at_k"}
+    summary = summary[summary.metric == "asr_jailbreak"]
     assert list(summary["point"]) == ["sft", f"n{small}", "full"]
     assert (summary["n_seeds"] == len(config["seeds"])).all()
     assert (summary.ci95_low <= summary["mean"] + 1e-9).all() and (summary["mean"] <= summary.ci95_high + 1e-9).all()

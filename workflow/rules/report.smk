@@ -135,9 +135,9 @@ rule verify:
         **RAW_RECORDS,
         published=PUBLISHED,
     output:
-        report=f"{OUT}/verify.txt",
+        report=f"{OUT}/verify/verify.txt",
     log:
-        f"{OUT}/logs/verify.log",
+        f"{OUT}/verify/verify.log",  # outside the DVC-tracked logs/: verifying must not change pulled artifacts
     conda:
         ENV
     container:
