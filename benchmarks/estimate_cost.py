@@ -63,12 +63,24 @@ def workload(config: dict, sweep_pairs: int | None = None) -> dict:
 
     def examples(stage: str) -> int:  # global batch x steps
         cfg = config[stage]
-        return cfg["max_steps"] * cfg["batch_size"] * cfg.get("gradient_accumulation_steps", 1) * processes
+        return cfg["max_steps"] * examples_per_step(cfg) * processes
 
     dpo_runs = ("dpo" in conditions) + ("dpo_aif" in conditions)
     return {"redteam_prompts": redteam, "eval_prompts": eval_prompts, "generated_tokens": tokens,
             "sft_sequences": examples("sft") + ("slcai" in conditions) * examples("slcai_sft"),
             "dpo_pairs": dpo_runs * examples("dpo")}
+
+
+def examples_per_step(settings: dict) -> int:
+    """Sequences (SFT) or pairs (DPO) per optimizer step of one process in bench_train.py's settings."""
+    return settings["batch_size"] * settings.get("gradient_accumulation_steps", 1)
+
+
+def engine_rate(generation: dict, batch_size: int) -> tuple[int, float]:
+    """(measured batch size, tokens/s) of the engine run of bench_generation.py closest to `batch_size`."""
+    measured = {int(name.removeprefix("batch_")): run["tokens_per_s"] for name, run in generation["engine"].items()}
+    nearest = min(measured, key=lambda size: (abs(size - batch_size), size))
+    return nearest, measured[nearest]
 
 
 def estimate(config: dict, generation: dict, train: dict, sweep_pairs: int | None = None) -> dict:
@@ -77,9 +89,10 @@ def estimate(config: dict, generation: dict, train: dict, sweep_pairs: int | Non
     key = "embedded" if source == "embedded" else config["model"].get("id")
     if key not in PARAMETERS:
         raise SystemExit(f"no parameter count for model {key!r}: add it to PARAMETERS in {__file__}")
-    rates = {"generation_tokens_per_s": generation["engine"]["tokens_per_s"],
-             "sft_sequences_per_s": train["sft"]["steps_per_s"] * train["batch_size"],
-             "dpo_pairs_per_s": train["dpo"]["steps_per_s"] * train["batch_size"]}
+    generation_batch, generation_rate = engine_rate(generation, config["generation"].get("batch_size", 16))
+    rates = {"generation_tokens_per_s": generation_rate, "generation_benchmark_batch_size": generation_batch,
+             "sft_sequences_per_s": train["sft"]["steps_per_s"] * examples_per_step(train["sft"]["settings"]),
+             "dpo_pairs_per_s": train["dpo"]["steps_per_s"] * examples_per_step(train["dpo"]["settings"])}
     scale = PARAMETERS[key] / PARAMETERS["embedded"]  # the benchmarks ran the embedded model
     seconds = {
         "generation": sum(work["generated_tokens"].values()) / rates["generation_tokens_per_s"] * scale,

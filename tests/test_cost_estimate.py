@@ -23,8 +23,9 @@ def test_smoke_workload_matches_what_the_smoke_run_does():
 
 def test_hours_follow_the_formula_and_count_every_process():
     config = load_config("scale.yaml")
-    generation = {"engine": {"tokens_per_s": 100.0}}
-    train = {"batch_size": 4, "sft": {"steps_per_s": 0.5}, "dpo": {"steps_per_s": 0.25}}
+    generation = {"engine": {"batch_8": {"tokens_per_s": 50.0}, "batch_32": {"tokens_per_s": 100.0}}}
+    train = {"sft": {"steps_per_s": 0.5, "settings": {"batch_size": 4}},
+             "dpo": {"steps_per_s": 0.25, "settings": {"batch_size": 2, "gradient_accumulation_steps": 2}}}
     row = estimate_cost.estimate(config, generation, train)
     work, ratio = row["workload"], 3_212_749_824 / 134_515_008
     assert work["dpo_pairs"] == 2 * 313 * 8 * 1 * 4  # two DPO runs x steps x global batch (4 processes)
