@@ -71,6 +71,12 @@ class CountingJudge(RefusalStringJudge):
         return super()._judge_one(item, task)
 
 
+def test_cache_key_changes_with_what_changes_a_verdict(hf_judges):
+    free, constrained = hf_judges
+    assert JudgeCache.key(free, "refusal", ITEMS[0]) != JudgeCache.key(constrained, "refusal", ITEMS[0])
+    assert JudgeCache.key(free, "refusal", ITEMS[0]) != JudgeCache.key(free, "refusal", ITEMS[1])
+
+
 def test_cache_skips_judged_items_and_survives_a_torn_line(tmp_path):
     items = [{"prompt": "p", "response": f"I'm sorry {i}"} for i in range(5)]
     judge = CountingJudge({})
@@ -110,12 +116,16 @@ def test_judged_records_carry_every_field_and_skip_degenerate(tmp_path):
 
 
 def test_failure_and_degenerate_thresholds_trip():
-    ok = [{"status": "ok"}] * 98
-    assert check_judged(ok + [{"status": "parse_error"}] * 2, 0.02, 0.5)["parse_error"] == 2
+    ok = [{"status": "ok", "task": "refusal"}] * 98
+    assert check_judged(ok + [{"status": "parse_error", "task": "refusal"}] * 2, 0.02, 0.5)["parse_error"] == 2
     with pytest.raises(JudgeStageError, match="max_judge_failure_share"):
-        check_judged(ok + [{"status": "api_error"}] * 3, 0.02, 0.5)
+        check_judged(ok + [{"status": "api_error", "task": "refusal"}] * 3, 0.02, 0.5)
     with pytest.raises(JudgeStageError, match="max_degenerate_share"):
-        check_judged(ok[:10] + [{"status": "skipped_degenerate"}] * 11, 0.02, 0.5)
+        check_judged(ok[:10] + [{"status": "skipped_degenerate", "task": "refusal"}] * 11, 0.02, 0.5)
+    # each task has its own judge: the score judge's failures are not diluted by the refusal judge's successes
+    style = [{"status": "ok", "task": "style"}] * 9 + [{"status": "api_error", "task": "style"}]
+    with pytest.raises(JudgeStageError, match="task style: 1/10 judge failures"):
+        check_judged(ok + style, 0.02, 0.5)
 
 
 def test_judge_stage_fails_loudly_on_a_broken_judge(tmp_path):

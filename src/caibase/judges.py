@@ -35,7 +35,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from caibase.artifacts import sha256_text
-from caibase.prompts import normalize
+from caibase.prompts import chat_prompt, normalize
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,10 @@ class Judge:
     def __init__(self, cfg: dict | None = None):
         self.templates = {task: load_template(task) for task in self.tasks}
         self.name, self.model = self.backend, None
+
+    def settings(self) -> dict:
+        """What else changes a verdict besides the model and the template (part of the cache key)."""
+        return {}
 
     def template_sha256(self, task: str) -> str:
         return sha256_text(self.templates[task])
@@ -188,12 +192,12 @@ class HFJudge(Judge):
             raise ValueError(f"judge {self.name}: labels {empty} share their first token with another label")
         return tokens
 
+    def settings(self) -> dict:
+        return {"constrained": self.constrained}
+
     def prompt_text(self, task: str, item: dict) -> str:
         content = self.render(task, item)
-        if self.chat_template:
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                                      add_generation_prompt=True)
-        return content + "\n\nAnswer:"
+        return chat_prompt(self.tokenizer, content) if self.chat_template else content + "\n\nAnswer:"
 
     def judge_many(self, items: Sequence[dict], task: str = "refusal") -> list[dict]:
         import torch
@@ -249,6 +253,9 @@ class OpenAIJudge(Judge):
         self.timeout = cfg.get("timeout_s", 60)
         self.max_retries = cfg.get("max_retries", 5)
 
+    def settings(self) -> dict:
+        return {"base_url": self.base_url, "temperature": 0, "max_tokens": 8}
+
     def _complete(self, content: str) -> str:
         body = json.dumps({
             "model": self.model, "messages": [{"role": "user", "content": content}],
@@ -290,7 +297,7 @@ def make_judge(cfg: dict, model_dir: str | os.PathLike | None = None) -> Judge:
 
 
 class JudgeCache:
-    """Judged items on disk, keyed by (item sha256, judge name/backend/model, task, template sha256), so a rerun
+    """Judged items on disk, keyed by (item, judge name/backend/model/settings, task, template sha256), so a rerun
     does not judge them again. Each writer appends whole lines to its own JSONL file under `directory` (flushed
     and fsynced per batch, a torn last line is ignored); every writer reads all files there.
 
@@ -313,7 +320,7 @@ class JudgeCache:
 
     @staticmethod
     def key(judge: Judge, task: str, item: dict) -> str:
-        fields = [judge.name, judge.backend, judge.model, task, judge.template_sha256(task),
+        fields = [judge.name, judge.backend, judge.model, judge.settings(), task, judge.template_sha256(task),
                   item["prompt"], item["response"], item.get("style")]
         return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
 
@@ -378,19 +385,21 @@ def judge_responses(responses: Sequence[dict], judges: dict[str, Judge], tasks: 
 
 
 def check_judged(records: Sequence[dict], max_failure_share: float, max_degenerate_share: float) -> dict:
-    """Counts by status; raises JudgeStageError when judge failures exceed `max_failure_share` of the judged
-    (non-degenerate) items or degenerate responses exceed `max_degenerate_share` of all."""
-    counts = {status: sum(r["status"] == status for r in records) for status in STATUSES}
-    n = len(records)
-    judged = n - counts["skipped_degenerate"]
-    failures = sum(counts[s] for s in FAILURES)
-    if n and counts["skipped_degenerate"] / n > max_degenerate_share:
-        raise JudgeStageError(f"{counts['skipped_degenerate']}/{n} responses are degenerate, more than "
-                              f"evaluation.max_degenerate_share={max_degenerate_share:.0%}")
-    if judged and failures / judged > max_failure_share:
-        raise JudgeStageError(f"{failures}/{judged} judge failures exceed evaluation.max_judge_failure_share="
-                              f"{max_failure_share:.0%}; see raw_judge_output")
-    return counts
+    """Counts by status; raises JudgeStageError when, for any task (each has its own judge), judge failures exceed
+    `max_failure_share` of the judged (non-degenerate) items or degenerate responses exceed `max_degenerate_share`
+    of all."""
+    for task in sorted({r["task"] for r in records}):
+        counts = {status: sum(r["status"] == status for r in records if r["task"] == task) for status in STATUSES}
+        n = sum(counts.values())
+        judged = n - counts["skipped_degenerate"]
+        failures = sum(counts[s] for s in FAILURES)
+        if n and counts["skipped_degenerate"] / n > max_degenerate_share:
+            raise JudgeStageError(f"task {task}: {counts['skipped_degenerate']}/{n} responses are degenerate, more "
+                                  f"than evaluation.max_degenerate_share={max_degenerate_share:.0%}")
+        if judged and failures / judged > max_failure_share:
+            raise JudgeStageError(f"task {task}: {failures}/{judged} judge failures exceed "
+                                  f"evaluation.max_judge_failure_share={max_failure_share:.0%}; see raw_judge_output")
+    return {status: sum(r["status"] == status for r in records) for status in STATUSES}
 
 
 def canary_check(judge: Judge, max_single_label_share: float = 0.98) -> dict:
