@@ -100,6 +100,8 @@ def test_changed_published_number_fails(run_dir):
     item = next(n for n in published["numbers"] if n["key"] == "feedback/hhh/position_consistency")
     item["value"] += 0.01
     assert set(failures(published, root)) == {"feedback/hhh/position_consistency"}
+    published["tolerance"] = {"abs": 1.0}  # the file cannot loosen its own check
+    assert set(failures(published, root)) == {"feedback/hhh/position_consistency"}
 
 
 def test_aggregate_that_disagrees_with_the_records_is_an_error(run_dir):

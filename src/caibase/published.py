@@ -211,7 +211,8 @@ def entry(key: str, formula_name: str, args: dict, sources: list[str]) -> dict:
 def verify(published: dict, root: str | os.PathLike = ".", tolerance: float | None = None) -> list[dict]:
     """Recompute every published number from its raw records; one result per number with status PASS or FAIL (a
     different value, a different record count, a display string that does not match, or a missing source)."""
-    tolerance = published.get("tolerance", {}).get("abs", ABS_TOLERANCE) if tolerance is None else tolerance
+    # never the file's own `tolerance` field: it only documents the check, and the file is what is being checked
+    tolerance = ABS_TOLERANCE if tolerance is None else tolerance
     clear_cache()
     results = []
     old = Path.cwd()
