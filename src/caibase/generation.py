@@ -73,7 +73,8 @@ class PerRowSampler(LogitsProcessor):
             uniform = torch.stack([torch.rand((), generator=gen) for gen in self.generators]).to(scores.device)
             cdf = probs.cumsum(dim=-1)
             position = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(-1), right=True)
-            choice = token_ids.gather(-1, position.clamp_(max=probs.shape[-1] - 1)).squeeze(-1)
+            last_kept = (probs > 0).sum(dim=-1, keepdim=True) - 1  # rounding can put the draw at the total mass
+            choice = token_ids.gather(-1, torch.minimum(position, last_kept)).squeeze(-1)
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(-1, choice.unsqueeze(-1), 0.0)
         return out

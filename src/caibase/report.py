@@ -311,7 +311,8 @@ def write_figures(summary: pd.DataFrame, histories: dict[str, list[str]], feedba
             for pairs, group in means[(means.set == prompt_set) & (means.metric == metric)].groupby("pairs"):
                 ax.errorbar(group["n_pairs"], group["value"], yerr=group["sd"].fillna(0), fmt="o-", capsize=2,
                             label=pairs)
-            ax.set(xscale="log", xlabel="preference pairs", title=f"{prompt_set}: {metric}")
+            # symlog keeps the SFT point (0 pairs), which a log axis would drop silently
+            ax.set(xscale="symlog", xlabel="preference pairs", title=f"{prompt_set}: {metric}")
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=6)
         fig.tight_layout()

@@ -49,7 +49,7 @@ def _common_args(cfg: dict, seed: int, output_dir: Path, device: str, dtype: str
 
 def _save(trainer, adapter_dir: Path, history_csv: Path) -> None:
     accelerator = trainer.accelerator
-    if accelerator.num_processes > 1:  # under `accelerate launch`: gather the weights, the main process writes
+    if accelerator.num_processes > 1 or trainer.is_deepspeed_enabled:  # gather sharded weights; the main process writes
         state_dict = accelerator.get_state_dict(trainer.deepspeed or trainer.model)  # every process takes part
         if accelerator.is_main_process:
             with atomic_path(adapter_dir, directory=True) as tmp:
