@@ -116,3 +116,15 @@ def test_canary_check_passes_a_working_judge_and_trips_a_broken_one():
 
     with pytest.raises(RuntimeError, match="canary set"):
         canary_check(AlwaysCompliance())
+
+
+def test_interval_method_follows_the_design_not_the_observed_values():
+    """One seed: a 0/1 metric gets a Wilson interval; with two samples per prompt the per-attempt rate is a fraction
+    per prompt and gets the bootstrap, even where every prompt's two samples happen to agree."""
+    one = judged_frame({"base": 0.5}).query("seed == 1").assign(sample=0)
+    two = pd.concat([one, one.assign(sample=1)])  # both samples agree: per-prompt values are still 0 or 1
+    methods = {name: summarize(frame, n_boot=200).set_index("metric")["ci_method"] for name, frame in
+               (("one", one), ("two", two))}
+    assert methods["one"]["asr_jailbreak"] == "wilson" and methods["one"]["asr_jailbreak_at_k"] == "wilson"
+    assert methods["two"]["asr_jailbreak"] == "bootstrap_seeds_prompts"
+    assert methods["two"]["asr_jailbreak_at_k"] == "wilson"  # any of k samples is 0/1 by definition

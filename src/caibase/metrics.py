@@ -58,9 +58,11 @@ def metric_matrix(judged: pd.DataFrame, condition: str, metric: Metric) -> pd.Da
     return subset.pivot_table(index="seed", columns="prompt_id", values=metric.field, aggfunc=metric.per_prompt)
 
 
-def _is_binary(matrix: np.ndarray) -> bool:
-    values = matrix[~np.isnan(matrix)]
-    return bool(values.size) and bool(np.isin(values, (0.0, 1.0)).all())
+def is_binary(metric: Metric, judged: pd.DataFrame) -> bool:
+    """Whether a metric's per-prompt value is 0/1 by definition (a yes/no field and one sample per prompt, or any
+    of k samples), so a Wilson interval applies; decided from the design, never from the values observed."""
+    one_sample = "sample" not in judged or not judged["sample"].fillna(0).astype(int).any()
+    return metric.field in ("attack_success", "refused") and (metric.per_prompt == "max" or one_sample)
 
 
 def per_seed(judged: pd.DataFrame) -> pd.DataFrame:
@@ -70,11 +72,12 @@ def per_seed(judged: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for condition in sorted(set(judged["condition"])):
         for metric in METRICS:
+            binary = is_binary(metric, judged)
             matrix = metric_matrix(judged, condition, metric)
             for seed, values in matrix.iterrows():
                 values = values.to_numpy(float)
                 values = values[~np.isnan(values)]
-                low, high = (wilson_interval(int(values.sum()), len(values)) if _is_binary(values)
+                low, high = (wilson_interval(int(values.sum()), len(values)) if binary
                              else (float("nan"), float("nan")))
                 rows.append({"condition": condition, "seed": int(seed), "metric": metric.name,
                              "value": float(values.mean()), "n_prompts": len(values),
@@ -105,7 +108,7 @@ def summarize(judged: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     for (condition, name), group in seeds.groupby(["condition", "metric"], sort=True):
         matrix = metric_matrix(judged, condition, METRIC_BY_NAME[name]).to_numpy(float)
         values = group["value"].to_numpy()
-        if len(values) == 1 and _is_binary(matrix):
+        if len(values) == 1 and is_binary(METRIC_BY_NAME[name], judged):
             low, high, method = group["wilson_low"].item(), group["wilson_high"].item(), "wilson"
         else:
             (low, high), method = two_way_bootstrap(matrix, n_boot=n_boot), "bootstrap_seeds_prompts"
