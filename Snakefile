@@ -6,7 +6,11 @@ from snakemake.utils import min_version, validate
 min_version("9.10")
 
 
-configfile: "config/config.yaml"
+# The default run, unless the command line names its own config: a --configfile then stands alone (no key is
+# inherited from config.yaml; the schema fills defaults), while --config KEY=VALUE alone overrides single keys.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from caibase.metrics import is_rate
+from caibase.report import shown_metrics
 from conftest import REPO, load_config, snakemake_bin
 
 
@@ -48,6 +51,22 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     points = len(sweep["pairs"]) * len(sweep["sizes"])
     assert counts.get("dpo_subsample", 0) == seeds * points and counts.get("data_scale", 0) == int(points > 0)
     assert counts["generate_eval"] == counts["judge"] == seeds * (conditions + points)
+
+
+def test_a_configfile_inherits_nothing_from_the_default_config(tmp_path):
+    """Keys a --configfile leaves out take the schema's defaults, not config/config.yaml's (which sets
+    report.publish_dir and a data-scale sweep): Snakemake would merge the default underneath otherwise."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")  # where the default is found
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    del config["report"], config["dpo"]["sweep"]
+    (tmp_path / "partial.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([snakemake_bin(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                             "--configfile", str(tmp_path / "partial.yaml"), "-n", "--cores", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert "publish_reference" not in counts and "data_scale" not in counts and counts["paper"] == 1
 
 
 @pytest.mark.parametrize("config_name", ["config.yaml", "smoke.yaml", "paper.yaml"])
@@ -224,10 +243,14 @@ def test_smoke_run_builds_the_paper_from_the_metrics(smoke_run):
     out, config = smoke_run
     text = subprocess.run(["pdftotext", "-layout", str(out / "paper" / "main.pdf"), "-"], capture_output=True,
                           text=True, check=True).stdout
-    table = text.split("Table 1:")[1].split("Table 2:")[0]
+    tables = {"safety": text.split("Table 1:")[1].split("Table 2:")[0],  # rates, then scores and lengths
+              "quality": text.split("Table 2:")[1].split("Table 3:")[0]}
     metrics = json.loads((out / "metrics.json").read_text())
-    for row in metrics["summary"]:
+    shown = shown_metrics({row["metric"] for row in metrics["summary"]}, config["evaluation"]["samples_per_prompt"])
+    assert shown and not any(m.endswith("_at_k") for m in shown)  # one sample per prompt: @k equals per attempt
+    for row in (row for row in metrics["summary"] if row["metric"] in shown):
         name = row["condition"].replace("_", " ")  # pdftotext renders LaTeX's \\_ as a space
+        table = tables["safety" if is_rate(row["metric"]) else "quality"]
         line = next(ln for ln in table.splitlines() if re.match(rf"\s*{name}\s+\d", ln))
         assert f"{row['mean']:.2f} [{row['ci95_low']:.2f}, {row['ci95_high']:.2f}]" in line, (row, line)
     assert "CPU stand-in run" in text and "[not in this run]" not in text
@@ -254,7 +277,8 @@ def test_verify_passes_on_the_smoke_run_without_running_anything_upstream(smoke_
     published = json.loads((smoke_copy / "results/smoke/paper/published.json").read_text())
     result = verify(smoke_copy)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert result.stdout.count("PASS  ") == len(published["numbers"]) > 100
+    assert result.stdout.count("PASS  ") == len(published["numbers"]) + 1 > 100  # and the macro file
+    assert "PASS  results/smoke/paper/generated/macros.tex  is the macro file" in result.stdout
     assert "Rule: verify" in result.stderr and "1 of 1 steps" in result.stderr
 
 
@@ -292,6 +316,18 @@ def test_verify_fails_on_a_changed_published_number(smoke_copy):
     result = verify(smoke_copy)
     assert result.returncode != 0
     assert re.findall(r"^FAIL  (\S+)", result.stdout, flags=re.M) == ["summary/dpo/over_refusal/mean"]
+
+
+def test_verify_fails_on_a_changed_macro(smoke_copy):
+    """The PDF prints the macro file: a number changed there, and not in published.json, fails too."""
+    path = smoke_copy / "results/smoke/paper/generated/macros.tex"
+    published = json.loads((smoke_copy / "results/smoke/paper/published.json").read_text())
+    number = next(n for n in published["numbers"] if n["key"] == "summary/dpo/asr_jailbreak/mean")
+    line = rf"\newcommand{{\{number['macro']}}}{{{number['display']}}}"
+    path.write_text(path.read_text().replace(line, line.replace(number["display"], "0.123")))
+    result = verify(smoke_copy)
+    assert result.returncode != 0
+    assert re.findall(r"^FAIL  (\S+)", result.stdout, flags=re.M) == ["results/smoke/paper/generated/macros.tex"]
 
 
 def test_smoke_run_is_complete_and_nothing_left_to_do(smoke_run):
@@ -334,7 +370,8 @@ def test_same_seed_reruns_byte_identical_and_seeds_differ(smoke_run, tmp_path):
     again = tmp_path / "results" / "smoke"
     compared = ["metrics.json", "tables/summary_by_condition.csv", "tables/per_seed.csv", "tables/judge_agreement.csv",
                 "tables/data_scale.csv", "tables/data_scale_summary.csv", "paper/published.json",
-                "paper/generated/figures/dpo_dynamics.pdf", "paper/generated/tables/main_results.tex"]
+                "paper/generated/figures/dpo_dynamics.pdf", "paper/generated/tables/safety_results.tex",
+                "paper/generated/tables/quality_results.tex", "paper/generated/tables/data_scale.tex"]
     compared += [] if NO_TEX else ["paper/main.pdf"]
     for seed in config["seeds"]:
         compared += [f"seed{seed}/pairs/revision.jsonl", f"seed{seed}/pairs/ai-feedback.jsonl",
