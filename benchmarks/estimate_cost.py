@@ -24,6 +24,9 @@ import json
 from pathlib import Path
 
 import yaml
+from snakemake.utils import validate
+
+from caibase.artifacts import atomic_path, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 # Parameter counts: embedded counted from its converted safetensors; Llama-3.2-3B from its model card (3.21B).
@@ -33,8 +36,15 @@ PARAMETERS = {
 }
 
 
+def load_config(path: Path) -> dict:
+    """A config with the schema's defaults filled in, as the workflow's validate() does."""
+    config = yaml.safe_load(path.read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
 def count_rows(path: Path) -> int:
-    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return len(read_jsonl(path))
 
 
 def workload(config: dict, sweep_pairs: int | None = None) -> dict:
@@ -43,23 +53,22 @@ def workload(config: dict, sweep_pairs: int | None = None) -> dict:
     redteam = count_rows(REPO / prompts["redteam_train"])
     if prompts.get("redteam_limit"):
         redteam = min(redteam, prompts["redteam_limit"])
-    redteam += prompts.get("redteam_hh_rlhf") or 0
+    redteam += prompts["redteam_hh_rlhf"] or 0
     if sweep_pairs is not None:  # a data-scale point: as many red-team prompts as pairs
         redteam = sweep_pairs
     samples = 2 if "dpo_aif" in conditions else 1
-    limits = prompts.get("eval_limits", {})
-    eval_prompts = config["evaluation"].get("samples_per_prompt", 1) * sum(
-        min(count_rows(REPO / path), limits.get(name, prompts.get("eval_limit")) or 10**9)
+    limits = prompts["eval_limits"]
+    eval_prompts = config["evaluation"]["samples_per_prompt"] * sum(
+        min(count_rows(REPO / path), limits.get(name, prompts["eval_limit"]) or 10**9)
         for name, path in prompts["eval"].items())
     tokens = {
-        "generate_redteam": redteam * samples * config["generation"].get("max_new_tokens", 128),
+        "generate_redteam": redteam * samples * config["generation"]["max_new_tokens"],
         "critique_revise": redteam * config["critique"]["rounds"] * 2
-        * config["critique"].get("sampling", {}).get("max_new_tokens", 128),
-        "generate_eval": len(conditions) * eval_prompts
-        * config["evaluation"].get("sampling", {}).get("max_new_tokens", 128),
+        * config["critique"]["sampling"]["max_new_tokens"],
+        "generate_eval": len(conditions) * eval_prompts * config["evaluation"]["sampling"]["max_new_tokens"],
     }
 
-    processes = config.get("training", {}).get("num_processes", 1)
+    processes = config["training"]["num_processes"]
 
     def examples(stage: str) -> int:  # global batch x steps
         cfg = config[stage]
@@ -89,7 +98,7 @@ def estimate(config: dict, generation: dict, train: dict, sweep_pairs: int | Non
     key = "embedded" if source == "embedded" else config["model"].get("id")
     if key not in PARAMETERS:
         raise SystemExit(f"no parameter count for model {key!r}: add it to PARAMETERS in {__file__}")
-    generation_batch, generation_rate = engine_rate(generation, config["generation"].get("batch_size", 16))
+    generation_batch, generation_rate = engine_rate(generation, config["generation"]["batch_size"])
     rates = {"generation_tokens_per_s": generation_rate, "generation_benchmark_batch_size": generation_batch,
              "sft_sequences_per_s": train["sft"]["steps_per_s"] * examples_per_step(train["sft"]["settings"]),
              "dpo_pairs_per_s": train["dpo"]["steps_per_s"] * examples_per_step(train["dpo"]["settings"])}
@@ -103,6 +112,7 @@ def estimate(config: dict, generation: dict, train: dict, sweep_pairs: int | Non
             "parameter_ratio_to_benchmark_model": scale, "sweep_pairs": sweep_pairs, "workload": work,
             "benchmark_rates": rates, "estimated_hours_per_seed": {k: v / 3600 for k, v in seconds.items()},
             "estimated_hours_per_seed_total": sum(seconds.values()) / 3600,
+            "seeds": len(config["seeds"]),
             "estimated_hours_all_seeds": sum(seconds.values()) / 3600 * len(config["seeds"])}
 
 
@@ -118,7 +128,7 @@ def main() -> None:
     generation, train = (json.loads(p.read_text()) for p in (args.generation, args.train))
     rows = []
     for path in args.configs:
-        config = yaml.safe_load(path.read_text())
+        config = load_config(path)
         rows.append({"config": str(path), **estimate(config, generation, train)})
         rows += [{"config": str(path), **estimate(config, generation, train, n)} for n in args.sweep_pairs]
     result = {"estimate": True, "formula": "hours/seed = (G/r_gen + Q/r_sft + P/r_dpo) * (N/N_b) / 3600",
@@ -128,12 +138,13 @@ def main() -> None:
               "estimates": rows}
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     if args.out:
-        args.out.write_text(text)
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text)
     for row in rows:
         point = f" @ {row['sweep_pairs']} pairs" if row["sweep_pairs"] else ""
         print(f"{row['config']}{point}: {row['estimated_hours_per_seed_total']:.2f} h/seed "
               f"({', '.join(f'{k} {v:.2f}' for k, v in row['estimated_hours_per_seed'].items())}), "
-              f"{row['estimated_hours_all_seeds']:.1f} h for {len(yaml.safe_load(Path(row['config']).read_text())['seeds'])} seeds")
+              f"{row['estimated_hours_all_seeds']:.1f} h for {row['seeds']} seeds")
 
 
 if __name__ == "__main__":
