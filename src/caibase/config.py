@@ -3,6 +3,7 @@ that must exist. Every error names the config key or file."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jsonschema
@@ -10,11 +11,15 @@ import yaml
 
 from caibase.constitution import ANTHROPIC_2022, ConstitutionError, load_constitution
 from caibase.generation import GenerationSettings
-from caibase.launch import is_deepspeed
 from caibase.prompts import PromptSetError, load_prompt_set
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def is_deepspeed(accelerate_config: str | os.PathLike) -> bool:
+    """Whether an accelerate config file runs DeepSpeed (ZeRO), which needs CUDA."""
+    return yaml.safe_load(Path(accelerate_config).read_text()).get("distributed_type") == "DEEPSPEED"
 
 
 class ConfigError(ValueError):

@@ -102,13 +102,13 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 
             lp_b = sum(logprobs[:, first + k - 1, t] for k, t in enumerate(option_b[: split + 1]))
             rest = option_b[split + 1 :]
             if rest:  # run B's tokens after the split point on A's cache cut back to B's split token
-                cache = out.past_key_values
+                cache = out.cache
                 cache.crop(-(len(option_a) - split))  # keep the prompt and the shared option tokens
                 tail = torch.tensor([option_b[split:]] * len(rows), device=device)
                 tail_mask = torch.cat([mask[:, : first + split], torch.ones_like(tail)], dim=1)
                 tail_pos = positions[:, first + split - 1 : first + split] + 1 + torch.arange(tail.shape[1], device=device)
                 tail_lp = torch.log_softmax(model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
-                                                  past_key_values=cache, use_cache=True).logits.float(), dim=-1)
+                                                  cache=cache, use_cache=True).logits.float(), dim=-1)
                 lp_b = lp_b + sum(tail_lp[:, k, t] for k, t in enumerate(rest))
         for row, i in enumerate(rows):
             scores[i] = (lp_a[row].item(), lp_b[row].item())

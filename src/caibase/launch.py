@@ -21,12 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
 
 from caibase.artifacts import read_jsonl, write_json
+from caibase.config import REPO_ROOT
 from caibase.runtime import setup
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LaunchError(RuntimeError):
@@ -58,10 +56,6 @@ def accelerate_command(job_file: str | os.PathLike, config: dict, repo: Path = R
     if config["device"] == "cpu":
         command.append("--cpu")
     return [*command, "-m", "caibase.launch", str(job_file)]
-
-
-def is_deepspeed(accelerate_config: str | os.PathLike) -> bool:
-    return yaml.safe_load(Path(accelerate_config).read_text()).get("distributed_type") == "DEEPSPEED"
 
 
 def run_training(job: dict) -> None:
