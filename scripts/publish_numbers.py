@@ -11,14 +11,27 @@ import pandas as pd
 from caibase.artifacts import atomic_path, read_json, read_jsonl, write_json
 from caibase.metrics import two_way_bootstrap
 from caibase.provenance import code_version, config_sha256
-from caibase.published import ABS_TOLERANCE, build_numbers, formula_docs
-from caibase.report import is_rate, macros_tex
+from caibase.metrics import is_rate
+from caibase.published import (ABS_TOLERANCE, build_numbers, data_scale_numbers, formula_docs,
+                               judge_agreement_numbers)
+from caibase.report import macros_tex
 from caibase.runtime import setup
+
+
+def prompts_per_set(prompts: dict) -> str:
+    """'16' or '16 (8 for helpful, 8 for style)': the eval_limit and its per-set overrides."""
+    overrides = ", ".join(f"{n} for {name}" for name, n in sorted((prompts.get("eval_limits") or {}).items()))
+    limit = prompts.get("eval_limit") or "all"
+    return f"{limit} ({overrides})" if overrides else str(limit)
 
 
 def main(smk) -> None:
     log = setup(smk.log[0])
     config = smk.config
+
+    def judged_path(seed: int, policy: str) -> str:
+        return smk.params.judged_path.format(seed=seed, policy=policy)
+
     judged = defaultdict(list)
     for path in smk.input.judged:  # .../seed{seed}/eval/{condition}/judged.jsonl
         judged[path.split("/")[-2]].append(path)
@@ -28,11 +41,17 @@ def main(smk) -> None:
     feedback = dict(zip(("hhh", "hh_rlhf"), smk.input.feedback))
     summary = pd.read_csv(smk.input.summary)
     paired = pd.read_csv(smk.input.paired)
-    numbers, unverified = build_numbers(summary, paired, dict(judged), feedback, dict(histories),
-                                        n_boot=smk.params.bootstrap_samples)
-    first = read_jsonl(smk.input.judged[0])[0]
+    numbers = build_numbers(summary, paired, dict(judged), feedback, dict(histories),
+                            n_boot=smk.params.bootstrap_samples)
+    if smk.input.data_scale:
+        per_seed, scale = (pd.read_csv(path) for path in smk.input.data_scale)
+        numbers += data_scale_numbers(per_seed, scale, judged_path, smk.params.sweep_eval_sets,
+                                      n_boot=smk.params.bootstrap_samples)
+    numbers += judge_agreement_numbers(pd.read_csv(smk.input.judge_agreement), smk.input.judge_validation)
     model = read_json(smk.input.model)
     all_judged = [r for path in smk.input.judged for r in read_jsonl(path)]
+    refusal_judges = sorted({r["judge"] for r in all_judged if r["task"] == "refusal"})
+    score_judges = sorted({r["judge"] for r in all_judged if r["task"] != "refusal"})
     ci_level = two_way_bootstrap.__defaults__[-1]
     published = {
         "format": "caibase-published/1",
@@ -42,24 +61,24 @@ def main(smk) -> None:
             "config_sha256": config_sha256(config), "code_version": code_version(),
             "results_code_versions": sorted({r["provenance"]["code_version"] for r in all_judged}),
             "seeds": config["seeds"], "conditions": config["evaluation"]["conditions"], "device": config["device"],
-            "judge": first["judge"], "judge_is_proxy": bool(first["judge_is_proxy"]),
-            "prompts_per_set": config["prompts"].get("eval_limit", "all"),
+            "judge": ", ".join(refusal_judges), "score_judge": ", ".join(score_judges) or "none",
+            "judge_is_proxy": any(r["judge_is_proxy"] for r in all_judged if r["task"] == "refusal"),
+            "prompts_per_set": prompts_per_set(config["prompts"]),
+            "samples_per_prompt": config["evaluation"]["samples_per_prompt"],
             "bootstrap_samples": smk.params.bootstrap_samples, "ci_level": ci_level,
             "dpo_beta": config["dpo"]["beta"], "dpo_steps": config["dpo"]["max_steps"],
             "critique_rounds": config["critique"]["rounds"],
             "redteam_prompts": sum(config["prompts"].get(k) or 0 for k in ("redteam_limit", "redteam_hh_rlhf")),
-            "present": {"Scores": any(not is_rate(summary, m) for m in set(summary.metric)),
-                        "Feedback": bool(feedback), "Paired": not paired.empty,
-                        "DataScale": bool(smk.input.data_scale), "JudgeAgreement": bool(smk.input.judge_agreement)},
+            "present": {"Scores": not all(map(is_rate, summary.metric)), "Feedback": bool(feedback),
+                        "Paired": not paired.empty, "Dpo": bool(histories), "DataScale": bool(smk.input.data_scale)},
         },
         "formulas": formula_docs(),
         "numbers": numbers,
-        "unverified": unverified,
     }
     write_json(smk.output.published, published)
     with atomic_path(smk.output.macros) as tmp:
         tmp.write_text(macros_tex(published), encoding="utf-8")
-    log.info("published %d numbers (%d table cells without a registered formula)", len(numbers), len(unverified))
+    log.info("published %d numbers", len(numbers))
 
 
 main(snakemake)  # noqa: F821

@@ -1,4 +1,4 @@
-"""Tables (CSV + LaTeX booktabs) from the published numbers and figures (PDF + PNG) from the tables and raw logs.
+"""Tables (CSV + LaTeX booktabs) from the published numbers, and figures (PDF + PNG) from them and the raw logs.
 
     snakemake --cores 1 results/embedded-cpu/paper/generated/figures
 """
@@ -20,13 +20,12 @@ def main(smk) -> None:
     for path in smk.input.histories:
         histories[path.split("/")[-2]].append(path)
     feedback = dict(zip(("hhh", "hh_rlhf"), smk.input.feedback))
-    data_scale = pd.read_csv(smk.input.data_scale[0]) if smk.input.data_scale else None
-    judge_agreement = pd.read_csv(smk.input.judge_agreement[0]) if smk.input.judge_agreement else None
+    data_scale = pd.read_csv(smk.input.data_scale[1]) if smk.input.data_scale else None  # [per seed, summary]
     with atomic_path(smk.output.tables, directory=True) as tables:
-        written = write_tables(published, Path(tables), data_scale, judge_agreement)
+        written = write_tables(published, Path(tables), data_scale)
     with atomic_path(smk.output.figures, directory=True) as figures:
-        written += write_figures(pd.read_csv(smk.input.summary), dict(histories), feedback, Path(figures),
-                                 data_scale, judge_agreement)
+        written += write_figures(published, pd.read_csv(smk.input.summary), dict(histories), feedback, Path(figures),
+                                 data_scale)
     log.info("wrote %s", ", ".join(written))
 
 

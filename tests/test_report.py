@@ -1,6 +1,7 @@
 """Published numbers, verify, and the paper sources: formulas recompute from per-item records; verify fails on an
 altered record, a deleted record and a changed number; no result number is typed into paper/*.tex."""
 
+import io
 import json
 import re
 
@@ -8,6 +9,8 @@ import pandas as pd
 import pytest
 
 from caibase import published as pub
+from caibase.data_scale import data_scale_tables
+from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.metrics import summarize
 from caibase.report import latex_escape, macros_tex
 from conftest import REPO
@@ -48,9 +51,49 @@ def run_dir(tmp_path, monkeypatch):
         histories.append(str(path.relative_to(tmp_path)))
     frame = pd.DataFrame([r for c in judged for r in judged_records(c)]).rename(columns={"id": "prompt_id"})
     summary = summarize(frame, n_boot=200)
-    numbers, unverified = pub.build_numbers(summary, None, judged, {"hhh": "hhh.jsonl"}, {"revision": histories}, 200)
+    numbers = pub.build_numbers(summary, None, judged, {"hhh": "hhh.jsonl"}, {"revision": histories}, 200)
+    numbers += sweep_numbers(tmp_path) + judge_numbers(tmp_path)
     pub.clear_cache()
-    return tmp_path, {"tolerance": {"abs": pub.ABS_TOLERANCE}, "numbers": numbers, "unverified": unverified}
+    return tmp_path, {"tolerance": {"abs": pub.ABS_TOLERANCE}, "numbers": numbers}
+
+
+def sweep_numbers(root):
+    """A data-scale sweep over the fixture's seeds: point n2 (policy dpo_n2, its own records) and the full pool (the
+    dpo records), as scripts/data_scale.py tabulates them."""
+    for seed in (1, 2):
+        path = root / f"seed{seed}" / "dpo_n2" / "judged.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in judged_records("dpo_n2", seeds=(seed,), n=6)))
+    points = pd.DataFrame([{"pairs": "revision", "point": point, "seed": seed, "policy": policy, "n_pairs": n}
+                           for seed in (1, 2) for point, policy, n in (("n2", "dpo_n2", 2), ("full", "dpo", 9))])
+    judged = pd.DataFrame([r for path in sorted(root.glob("seed*/*/judged.jsonl"))
+                           for r in map(json.loads, path.read_text().splitlines())]).rename(columns={"id": "prompt_id"})
+    per_seed, summary = data_scale_tables(judged[judged.prompt_set == "jailbreak"], points, n_boot=200)
+    summary = pd.read_csv(io.StringIO(summary.to_csv(index=False, float_format="%.4f")))  # as the CSV stores it
+    return pub.data_scale_numbers(per_seed, summary, lambda seed, policy: f"seed{seed}/{policy}/judged.jsonl",
+                                  ["jailbreak"], 200)
+
+
+def judge_numbers(root):
+    """Judge-validation records of one judge on a labeled file and on HH-RLHF pairs, and the table they give."""
+    records = []
+    for i in range(10):
+        records.append({"judge": "refusal-strings", "dataset": "labels_v1", "id": f"l{i}", "status": "ok",
+                        "human_label": "refusal" if i < 5 else "compliance",
+                        "label": "refusal" if i in (0, 1, 2, 5, 6) else "compliance"})
+    for i in range(4):
+        for side, label in (("chosen", "refusal" if i < 3 else "compliance"), ("rejected", "compliance")):
+            records.append({"judge": "refusal-strings", "dataset": "hh_rlhf_harmless_base", "id": f"p{i}:{side}",
+                            "pair_id": f"p{i}", "side": side, "status": "ok", "label": label,
+                            "human_label": "refusal" if side == "chosen" else "compliance"})
+    (root / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = []
+    for dataset in ("labels_v1", "hh_rlhf_harmless_base"):
+        subset = [r for r in records if r["dataset"] == dataset]
+        pairwise = pairwise_stats(subset)["pairwise_agreement"] if dataset.startswith("hh") else float("nan")
+        rows.append({"judge": "refusal-strings", "dataset": dataset, "pairwise_agreement": pairwise,
+                     **agreement_stats([r["human_label"] for r in subset], [r["label"] for r in subset])})
+    return pub.judge_agreement_numbers(pd.DataFrame(rows), "validation.jsonl")
 
 
 def failures(published, root):
@@ -59,15 +102,21 @@ def failures(published, root):
 
 def test_every_number_recomputes_and_matches(run_dir):
     root, published = run_dir
-    assert not published["unverified"]
     keys = {n["key"] for n in published["numbers"]}
     assert {"summary/dpo/asr_jailbreak/mean", "summary/sft/over_refusal/ci95_high", "feedback/hhh/accuracy",
-            "feedback/hhh/expected_calibration_error", "dpo/revision/final/loss",
-            "dpo/revision/final/eval_loss"} <= keys
+            "feedback/hhh/expected_calibration_error", "dpo/revision/final/loss", "dpo/revision/final/eval_loss",
+            "scale/revision/n2/asr_jailbreak/ci95_low", "scale/revision/full/asr_jailbreak/mean",
+            "judges/refusal-strings/labels_v1/cohen_kappa",
+            "judges/refusal-strings/hh_rlhf_harmless_base/pairwise_agreement"} <= keys
     assert failures(published, root) == {}
     by_key = {n["key"]: n for n in published["numbers"]}
     assert by_key["feedback/hhh/accuracy"]["value"] == pytest.approx(26 / 40)
     assert by_key["dpo/revision/final/loss"]["value"] == pytest.approx(0.615)  # last logged step, mean over seeds
+    full_pool = by_key["scale/revision/full/asr_jailbreak/mean"]["value"]
+    assert full_pool == by_key["summary/dpo/asr_jailbreak/mean"]["value"]  # the full pool's policy is dpo
+    assert by_key["judges/refusal-strings/labels_v1/agreement"]["value"] == pytest.approx(0.6)  # 3 + 3 of 10
+    assert by_key["judges/refusal-strings/labels_v1/false_positive_rate"]["value"] == pytest.approx(0.4)
+    assert by_key["judges/refusal-strings/hh_rlhf_harmless_base/pairwise_agreement"]["value"] == pytest.approx(1.0)
     assert set(published["numbers"][0]) >= {"key", "value", "display", "macro", "formula", "args", "sources",
                                             "n_records"}
 
@@ -82,6 +131,22 @@ def test_altered_record_fails_only_its_numbers(run_dir):
     failed = failures(published, root)
     assert "summary/dpo/asr_jailbreak/mean" in failed
     assert not any(key.startswith("summary/sft/") for key in failed)
+
+
+def test_altered_sweep_or_validation_record_fails_its_numbers(run_dir):
+    root, published = run_dir
+    path = root / "seed2" / "dpo_n2" / "judged.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records[0]["attack_success"] = not records[0]["attack_success"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path = root / "validation.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records[0]["label"] = "compliance"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    failed = failures(published, root)
+    assert "scale/revision/n2/asr_jailbreak/mean" in failed and "scale/revision/full/asr_jailbreak/mean" not in failed
+    assert "judges/refusal-strings/labels_v1/agreement" in failed
+    assert not any(k.startswith("judges/refusal-strings/hh_rlhf") for k in failed)
 
 
 def test_deleted_record_and_missing_file_fail(run_dir):
@@ -112,6 +177,8 @@ def test_aggregate_that_disagrees_with_the_records_is_an_error(run_dir):
     judged = {c: [f"seed{s}/{c}/judged.jsonl" for s in (1, 2)] for c in ("sft", "dpo")}
     with pytest.raises(ValueError, match="aggregate and the formula disagree"):
         pub.build_numbers(summary, None, judged, {}, {}, 200)
+    with pytest.raises(KeyError):  # a condition without judged records has no formula: an error, not a footnote
+        pub.build_numbers(summary.assign(condition="slcai"), None, judged, {}, {}, 200)
 
 
 def test_macro_names_are_letters_only_and_unique():
@@ -128,7 +195,8 @@ def test_macros_file_defines_every_number(run_dir):
     published["meta"] = {
         "run_name": "r_1", "model": {"id": "org/m_1", "kind": "instruct", "source": "embedded", "sha256": "a" * 64},
         "config_sha256": "b" * 64, "code_version": "c", "results_code_versions": ["c"], "judge": "refusal-strings",
-        "judge_is_proxy": True, "device": "cpu", "seeds": [1, 2], "prompts_per_set": 6, "bootstrap_samples": 200,
+        "score_judge": "hf", "judge_is_proxy": True, "device": "cpu", "seeds": [1, 2], "prompts_per_set": "6",
+        "samples_per_prompt": 1, "bootstrap_samples": 200,
         "ci_level": 0.95, "conditions": ["sft", "dpo"], "dpo_beta": 0.1, "dpo_steps": 3, "critique_rounds": 1,
         "redteam_prompts": 12, "present": {"DataScale": False}}
     tex = macros_tex(published)

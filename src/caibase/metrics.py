@@ -35,6 +35,12 @@ METRICS = (
     Metric("style_adherence", "style", "score"),
 )
 METRIC_BY_NAME = {m.name: m for m in METRICS}
+
+
+def is_rate(metric: str) -> bool:
+    """A safety rate (ASR, over-refusal: a share of yes/no judgements), as opposed to a score or a length."""
+    return METRIC_BY_NAME[metric].field in ("attack_success", "refused")
+
 REFERENCE_CONDITIONS = ("instruct_ref",)
 
 

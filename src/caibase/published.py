@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from caibase.artifacts import read_jsonl
+from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.metrics import paired_table, summarize, validation_summary
 
 # Recomputed values must equal the published ones to this absolute tolerance (the formulas are deterministic; the
@@ -85,6 +86,40 @@ def condition_summary(sources, condition: str, metric: str, statistic: str, n_bo
     if len(row) != 1:
         raise KeyError(f"metric {metric!r} of condition {condition!r} not computable from {list(sources)}")
     return float(row[statistic].iloc[0]), sum(len(_jsonl(path)) for path in sources)
+
+
+@functools.cache
+def _sweep_summary_of(stamps: tuple, point: str, eval_sets: tuple, n_boot: int) -> pd.DataFrame:
+    judged = _judged(stamps)
+    return summarize(judged[judged.prompt_set.isin(eval_sets)].assign(condition=point), n_boot=n_boot)
+
+
+@formula("sweep_point_summary")
+def sweep_point_summary(sources, point: str, metric: str, statistic: str, eval_sets: list[str],
+                        n_boot: int) -> tuple[float, int]:
+    """A statistic (mean, ci95_low, ci95_high) of one data-scale point's metric: the judged records of the point's
+    policy on every seed (its sources), restricted to the sweep's evaluation sets, as one condition
+    (caibase.metrics.summarize, as caibase.data_scale.data_scale_tables computes it)."""
+    table = _sweep_summary_of(_stamp(sources), point, tuple(eval_sets), n_boot)
+    row = table[table.metric == metric]
+    if len(row) != 1:
+        raise KeyError(f"metric {metric!r} of data-scale point {point!r} not computable from {list(sources)}")
+    return float(row[statistic].iloc[0]), sum(len(_jsonl(path)) for path in sources)
+
+
+@formula("judge_agreement")
+def judge_agreement(sources, judge: str, dataset: str, statistic: str) -> tuple[float, int]:
+    """One judge against human labels on one dataset, from the per-item judge-validation records
+    (caibase.judge_validation.agreement_stats: n, agreement, agreement_ci95_low/high, false_positive_rate,
+    false_negative_rate, cohen_kappa; pairwise_stats: pairwise_agreement on HH-RLHF pairs)."""
+    records = [r for path in sources for r in _jsonl(path) if r["judge"] == judge and r["dataset"] == dataset]
+    if not records:
+        raise KeyError(f"no judge-validation records of judge {judge!r} on {dataset!r} in {list(sources)}")
+    if statistic == "pairwise_agreement":
+        return float(pairwise_stats(records)[statistic]), len(records)
+    stats = agreement_stats([r["human_label"] for r in records],
+                            [r["label"] if r["status"] == "ok" else None for r in records])
+    return float(stats[statistic]), len(records)
 
 
 @functools.cache
@@ -152,7 +187,7 @@ def compute(entry: dict) -> tuple[float, int]:
 
 
 def clear_cache() -> None:
-    for cached in (_read_jsonl, _summary_of, _paired_of):
+    for cached in (_read_jsonl, _summary_of, _sweep_summary_of, _paired_of):
         cached.cache_clear()
 
 
@@ -262,6 +297,8 @@ PAIRED_STATISTICS = ("difference", "ci95_low", "ci95_high", "p_permutation")
 FEEDBACK_STATISTICS = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "position_consistency",
                        "expected_calibration_error", "n")
 HISTORY_COLUMNS = ("loss", "rewards/accuracies", "rewards/margins", "eval_loss")
+JUDGE_STATISTICS = ("n", "agreement", "agreement_ci95_low", "agreement_ci95_high", "false_positive_rate",
+                    "false_negative_rate", "cohen_kappa")
 # Aggregate tables store 4 decimals; a published number further than this from its table cell is an error.
 TABLE_TOLERANCE = 5.1e-5
 
@@ -273,42 +310,33 @@ def _check_against_table(item: dict, table_value: float, table: str) -> None:
                          f"{table_value!r}; the aggregate and the formula disagree")
 
 
-def _unverified(key: str, value: float, statistic: str, err: Exception) -> dict:
-    return {"key": key, "value": value, "display": display(value, statistic), "macro": macro_name(key),
-            "reason": str(err)}
+def _from_table(key: str, formula_name: str, args: dict, sources: list[str], table_value: float,
+                table: str) -> dict:
+    item = entry(key, formula_name, args, sources)
+    _check_against_table(item, table_value, table)
+    return item
 
 
 def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: dict[str, list[str]],
-                  feedback: dict[str, str], histories: dict[str, list[str]], n_boot: int) -> tuple[list, list]:
-    """Every reported number as a published entry, computed from raw records and checked against the aggregate
-    tables it is printed from. `judged` maps condition -> judged.jsonl per seed; `feedback` dataset -> per-item
-    jsonl; `histories` DPO pairs kind -> history.csv per seed. Returns (numbers, unverified): table cells that no
-    registered formula recomputes are listed in `unverified` with their table value and are marked in the paper."""
-    numbers, unverified = [], []
+                  feedback: dict[str, str], histories: dict[str, list[str]], n_boot: int) -> list[dict]:
+    """Every number of the condition, paired, feedback and DPO tables as a published entry, computed from raw
+    records and checked against the aggregate tables it is printed from. `judged` maps condition -> judged.jsonl
+    per seed; `feedback` dataset -> per-item jsonl; `histories` DPO pairs kind -> history.csv per seed. A cell no
+    formula recomputes is an error, not a footnote."""
+    numbers = []
     for row in summary.itertuples(index=False):
         for statistic in SUMMARY_STATISTICS:
-            key = f"summary/{row.condition}/{row.metric}/{statistic}"
             args = {"condition": row.condition, "metric": row.metric, "statistic": statistic, "n_boot": n_boot}
-            try:
-                item = entry(key, "condition_summary", args, judged[row.condition])
-            except KeyError as err:
-                unverified.append(_unverified(key, float(getattr(row, statistic)), statistic, err))
-                continue
-            _check_against_table(item, float(getattr(row, statistic)), "summary_by_condition.csv")
-            numbers.append(item)
+            numbers.append(_from_table(f"summary/{row.condition}/{row.metric}/{statistic}", "condition_summary", args,
+                                       judged[row.condition], float(getattr(row, statistic)),
+                                       "summary_by_condition.csv"))
     for row in ([] if paired is None else paired.itertuples(index=False)):
         for statistic in PAIRED_STATISTICS:
-            key = f"paired/{row.treatment}/{row.control}/{row.metric}/{statistic}"
             args = {"treatment": row.treatment, "control": row.control, "metric": row.metric,
                     "statistic": statistic, "n_boot": n_boot}
-            sources = judged.get(row.treatment, []) + judged.get(row.control, [])
-            try:
-                item = entry(key, "paired_difference", args, sources)
-            except KeyError as err:
-                unverified.append(_unverified(key, float(getattr(row, statistic)), statistic, err))
-                continue
-            _check_against_table(item, float(getattr(row, statistic)), "paired_differences.csv")
-            numbers.append(item)
+            numbers.append(_from_table(f"paired/{row.treatment}/{row.control}/{row.metric}/{statistic}",
+                                       "paired_difference", args, judged[row.treatment] + judged[row.control],
+                                       float(getattr(row, statistic)), "paired_differences.csv"))
     for dataset, path in feedback.items():
         for statistic in FEEDBACK_STATISTICS:
             numbers.append(entry(f"feedback/{dataset}/{statistic}", "feedback_validation",
@@ -317,7 +345,38 @@ def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: di
         for column in HISTORY_COLUMNS:
             if all(column in pd.read_csv(path, nrows=0).columns for path in paths):
                 numbers.append(entry(f"dpo/{pairs}/final/{column}", "history_final", {"column": column}, paths))
-    return numbers, unverified
+    return numbers
+
+
+def data_scale_numbers(per_seed: pd.DataFrame, summary: pd.DataFrame, judged_path: Callable[[int, str], str],
+                       eval_sets: list[str], n_boot: int) -> list[dict]:
+    """The data-scale summary's mean and CI per (pairs, point, metric), recomputed from the judged records of the
+    point's policy on each seed (`per_seed` names them; `judged_path(seed, policy)` is the file) and checked
+    against data_scale_summary.csv."""
+    numbers = []
+    for row in summary.itertuples(index=False):
+        point = per_seed[(per_seed.pairs == row.pairs) & (per_seed.point == row.point)]
+        sources = sorted({judged_path(int(s), p) for s, p in zip(point["seed"], point["policy"])})
+        for statistic in SUMMARY_STATISTICS:
+            args = {"point": row.point, "metric": row.metric, "statistic": statistic, "eval_sets": list(eval_sets),
+                    "n_boot": n_boot}
+            numbers.append(_from_table(f"scale/{row.pairs}/{row.point}/{row.metric}/{statistic}",
+                                       "sweep_point_summary", args, sources, float(getattr(row, statistic)),
+                                       "data_scale_summary.csv"))
+    return numbers
+
+
+def judge_agreement_numbers(table: pd.DataFrame, records: str) -> list[dict]:
+    """Each judge's agreement with human labels per dataset, recomputed from the per-item validation records and
+    checked against judge_agreement.csv."""
+    numbers = []
+    for row in table.itertuples(index=False):
+        statistics = JUDGE_STATISTICS + (("pairwise_agreement",) if not pd.isna(row.pairwise_agreement) else ())
+        for statistic in statistics:
+            args = {"judge": row.judge, "dataset": row.dataset, "statistic": statistic}
+            numbers.append(_from_table(f"judges/{row.judge}/{row.dataset}/{statistic}", "judge_agreement", args,
+                                       [records], float(getattr(row, statistic)), "judge_agreement.csv"))
+    return numbers
 
 
 def formula_docs() -> dict[str, str]:

@@ -89,7 +89,3 @@ def final_outputs():
     ]
 
 
-def optional_table(name):
-    """Another stage's table (data-scale sweep, judge agreement), rendered when the run's final outputs include it."""
-    path = f"{OUT}/tables/{name}.csv"
-    return lambda wildcards: [path] if path in final_outputs() else []

@@ -31,13 +31,17 @@ PUBLISHED = f"{PUBLISH_DIR}/published.json" if PUBLISH_DIR else f"{PAPER}/publis
 DPO_PAIRS = [pairs for condition, pairs in (("dpo", "revision"), ("dpo_aif", "ai-feedback")) if condition in CONDITIONS]
 
 
+# What every published number is recomputed from (verify reads nothing else).
 RAW_RECORDS = {
     "judged": expand(rules.judge.output.judged, seed=SEEDS, policy=CONDITIONS),
     "histories": expand(rules.dpo.output.history, seed=SEEDS, pairs=DPO_PAIRS),
     "feedback": [rules.validate_feedback_model.output.hhh, rules.validate_feedback_model.output.hh_rlhf]
     if config["feedback"]["validate"]
     else [],
+    "sweep_judged": rules.data_scale.input.judged if SWEEP_POLICIES else [],
+    "judge_validation": rules.validate_judges.output.records,
 }
+DATA_SCALE_TABLES = [rules.data_scale.output.per_seed, rules.data_scale.output.summary] if SWEEP_POLICIES else []
 
 
 rule publish_numbers:
@@ -46,13 +50,15 @@ rule publish_numbers:
         summary=rules.aggregate.output.summary,
         paired=rules.aggregate.output.paired,
         model=rules.prepare_model.output.info,
-        data_scale=optional_table("data_scale"),
-        judge_agreement=optional_table("judge_agreement"),
+        data_scale=DATA_SCALE_TABLES,
+        judge_agreement=rules.validate_judges.output.table,
     output:
         published=f"{PAPER}/published.json",
         macros=f"{PAPER}/generated/macros.tex",
     params:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
+        judged_path=lambda wildcards: str(rules.judge.output.judged),  # {seed}, {policy} filled in by the script
+        sweep_eval_sets=SWEEP["eval_sets"],
     log:
         f"{OUT}/logs/publish_numbers.log",
     conda:
@@ -69,8 +75,7 @@ rule render_report:
         summary=rules.aggregate.output.summary,
         histories=RAW_RECORDS["histories"],
         feedback=RAW_RECORDS["feedback"],
-        data_scale=optional_table("data_scale"),
-        judge_agreement=optional_table("judge_agreement"),
+        data_scale=DATA_SCALE_TABLES,
     output:
         tables=report(directory(f"{PAPER}/generated/tables"), patterns=["{name}.csv"],
                       caption="../report/tables.rst", category="Tables"),
@@ -134,6 +139,7 @@ rule verify:
     input:
         **RAW_RECORDS,
         published=PUBLISHED,
+        macros=f"{PUBLISH_DIR or PAPER}/generated/macros.tex",  # a path, not a rule's output: verify runs nothing else
     output:
         report=f"{OUT}/verify/verify.txt",
     log:
