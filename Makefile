@@ -51,7 +51,7 @@ test: $(STAMP)
 # Recompute every published number from the raw per-item records and compare (PASS/FAIL per number). Only the
 # verify rule is allowed, so pulled artifacts are used as they are and nothing upstream is rerun.
 verify: $(STAMP)
-	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) verify --allowed-rules verify --forcerun verify
+	$(BIN)/snakemake verify --cores 1 --allowed-rules verify --forcerun verify --configfile $(CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile $(CONFIG)

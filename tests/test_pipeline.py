@@ -483,8 +483,12 @@ def test_reviewer_path_push_clone_pull_has_nothing_to_do(smoke_run, tmp_path):
     assert "nothing to do" in pulled.stdout
     dry = run(dry_run, clone)
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
-    verified = run([snakemake_bin(), "--cores", "1", "verify", "--allowed-rules", "verify", "--forcerun", "verify",
-                    "--configfile", "config/smoke.yaml"], clone)  # what `make verify` runs: no training, no generation
+    # `make verify`'s own command (make -n prints it; the venv is this one): no training, no generation
+    venv = Path(snakemake_bin()).parent.parent
+    recipe = run(["make", "-s", "-n", "verify", "CONFIG=config/smoke.yaml", f"VENV={venv}"], clone).stdout
+    verify_command = recipe.strip().splitlines()[-1]
+    assert verify_command.startswith(f"{venv}/bin/snakemake verify "), recipe
+    verified = run(["bash", "-c", verify_command], clone)
     assert not re.search(r"^FAIL  ", verified.stdout, flags=re.M), verified.stdout[-3000:]
     assert verified.stdout.count("PASS  ") > 100 and " 0 FAIL " in verified.stdout
     assert "1 of 1 steps" in verified.stderr

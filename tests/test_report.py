@@ -4,6 +4,7 @@ altered record, a deleted record and a changed number; no result number is typed
 import io
 import json
 import re
+import subprocess
 
 import pandas as pd
 import pytest
@@ -218,3 +219,26 @@ def test_paper_sources_hold_no_typed_numbers():
         body = re.sub(r"(?<!\\)%.*", "", body)
         body = re.sub(r"\\(cite|ref|label|input|includegraphics|bibliography\w*)(\[[^\]]*\])?\{[^}]*\}", "", body)
         assert not re.findall(r".{0,30}\d.{0,10}", body), path
+
+
+def test_code_version_is_dirty_for_code_changes_not_for_pipeline_outputs(tmp_path):
+    """A run rewrites tracked outputs (DVC metrics, the reference paper's generated parts): that must not mark the
+    code it runs as modified; any other tracked change does."""
+    from caibase.provenance import code_version
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    for name in ("src/code.py", "results/run/metrics.json", "paper/generated/macros.tex", "paper/published.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("one\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    for name in ("results/run/metrics.json", "paper/generated/macros.tex", "paper/published.json"):
+        (tmp_path / name).write_text("two\n")
+    clean = code_version.__wrapped__(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{40}", clean)
+    (tmp_path / "src/code.py").write_text("two\n")
+    assert code_version.__wrapped__(tmp_path) == f"{clean}-dirty"

@@ -20,17 +20,24 @@ def config_sha256(config: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# Tracked files the pipeline itself writes (DVC metrics, the reference paper's generated parts): a run changing them
+# does not make the code it runs dirty.
+PIPELINE_OUTPUTS = ("results", "paper/generated", "paper/published.json", "dvc.lock")
+
+
 @functools.cache
-def code_version() -> str:
-    """`CAIBASE_CODE_VERSION` if set (the container sets it), else the git commit, marked when dirty."""
+def code_version(repo: Path = REPO_ROOT) -> str:
+    """`CAIBASE_CODE_VERSION` if set (the container sets it), else the git commit, marked `-dirty` when a tracked
+    file other than the pipeline's own outputs differs from it."""
     if env := os.environ.get("CAIBASE_CODE_VERSION"):
         return env
     try:
         commit = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
+             *(f":(exclude){path}" for path in PIPELINE_OUTPUTS)],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
         return f"{commit}{'-dirty' if dirty else ''}"

@@ -177,15 +177,16 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     if dpo:
         columns = sorted({k.split("/final/")[1] for k in numbers if k.startswith("dpo/")})
         rows = [{"pairs": p, **{c: numbers.get(f"dpo/{p}/final/{c}", {}).get("value") for c in columns}} for p in dpo]
-        latex = [{"pairs": latex_escape(p), **{latex_escape(c): _cell(numbers, f"dpo/{p}/final/{c}") for c in columns}}
+        latex = [{"pairs": latex_escape(p), **{c: _cell(numbers, f"dpo/{p}/final/{c}") for c in columns}}
                  for p in dpo]
         _write_table(pd.DataFrame(rows), out_dir, "dpo_final", pd.DataFrame(latex), "l" + "c" * len(columns))
         written.append("dpo_final")
 
     if data_scale is not None:
-        points = data_scale_points(data_scale, numbers)
+        points = data_scale_points(data_scale, numbers, metrics)
         latex = points.assign(cell=[_interval(numbers, key, "mean", "ci95_low", "ci95_high") for key in points.key])
-        latex = latex.pivot(index=["pairs", "point", "n_pairs"], columns="metric", values="cell").reset_index()
+        latex = latex.pivot(index=["pairs", "n_pairs_max", "point", "n_pairs"], columns="metric",
+                            values="cell").reset_index()  # rows by pairs, then size
         latex = latex[["pairs", "point", "n_pairs", *dict.fromkeys(points.metric)]]
         latex.columns = [metric_label(c) if c in METRIC_BY_NAME else c.replace("_", " ") for c in latex.columns]
         latex[["pairs", "point"]] = latex[["pairs", "point"]].map(latex_escape)
@@ -209,11 +210,11 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     return written
 
 
-def data_scale_points(summary: pd.DataFrame, numbers: dict) -> pd.DataFrame:
-    """One row per (pairs, point, metric) of the sweep: its size in pairs (from the sweep's summary table) and
-    the published mean and CI; `key` is the published key prefix."""
+def data_scale_points(summary: pd.DataFrame, numbers: dict, metrics: list[str]) -> pd.DataFrame:
+    """One row per (pairs, point, metric) of the sweep, for the `metrics` shown: its size in pairs (from the sweep's
+    summary table) and the published mean and CI; `key` is the published key prefix."""
     rows = []
-    for row in summary.itertuples(index=False):
+    for row in summary[summary.metric.isin(metrics)].itertuples(index=False):
         key = f"scale/{row.pairs}/{row.point}/{row.metric}"
         n_pairs = row.n_pairs_min if row.n_pairs_min == row.n_pairs_max else f"{row.n_pairs_min}-{row.n_pairs_max}"
         rows.append({"pairs": row.pairs, "point": row.point, "n_pairs": n_pairs, "n_pairs_max": row.n_pairs_max,
@@ -328,7 +329,7 @@ def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, l
         written.append("feedback_calibration")
 
     if data_scale is not None:
-        points = data_scale_points(data_scale, numbers)
+        points = data_scale_points(data_scale, numbers, metrics)
         panels = list(dict.fromkeys(zip(points["set"], points["metric"])))
         fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), squeeze=False)
         for ax, (prompt_set, metric) in zip(axes[0], panels):
