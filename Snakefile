@@ -1,9 +1,15 @@
 # caibase: Constitutional AI from base models.
 #   snakemake --cores all                                  # the default (embedded model, CPU)
 #   snakemake --cores all --configfile config/paper.yaml   # the seed study on a GPU
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.10")
+
+# Jobs inherit this process's environment: fixed string hashing (set order, e.g. in saved adapter configs) and no
+# tokenizer threads, however Snakemake was started (make, a plain `snakemake`, a profile, the container).
+os.environ.update(PYTHONHASHSEED="0", TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"))
 
 
 # The default run, unless the command line names its own config: a --configfile then stands alone (no key is
@@ -14,6 +20,11 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+# `snakemake --report report.html`: this description, the results summary, the generated tables and figures, and
+# the paper's PDF when TeX built it (without latexmk the PDF is no target; see common.smk, paper_pdf_wanted).
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

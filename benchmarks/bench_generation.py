@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from caibase.artifacts import write_json
-from caibase.critique import RESPONSE_STOPS, dialogue_prompt
+from caibase.prompts import RESPONSE_STOPS, dialogue_prompt
 from caibase.generation import GenerationSettings, generate, sample_seed
-from caibase.models import load_model, load_tokenizer, prepare_model
+from caibase.models import encode_prompt, load_model, load_tokenizer, prepare_model
 from caibase.prompts import load_prompt_set
 from caibase.provenance import REPO_ROOT, code_version
 
@@ -33,7 +33,8 @@ def naive(model, tokenizer, prompts, settings, seed):
     texts, new_tokens = [], 0
     for i, prompt in enumerate(prompts):
         torch.manual_seed(sample_seed(seed, f"naive:{i}"))
-        enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+        ids = torch.tensor([encode_prompt(tokenizer, prompt)], device=model.device)  # the engine's ids
+        enc = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
         with torch.inference_mode():
             out = model.generate(**enc, do_sample=True, temperature=settings.temperature, top_p=settings.top_p,
                                  max_new_tokens=settings.max_new_tokens, pad_token_id=tokenizer.pad_token_id,

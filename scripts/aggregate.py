@@ -8,7 +8,7 @@ of them plus the judges' agreement with human labels, from every judged record.
 
 import pandas as pd
 
-from caibase.artifacts import atomic_path, read_json, read_jsonl, write_json
+from caibase.artifacts import check_manifest, read_json, read_records, write_csv, write_json
 from caibase.metrics import METRICS, paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
 from caibase.runtime import setup
@@ -19,14 +19,9 @@ def records(frame: pd.DataFrame) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
-def write_csv(frame: pd.DataFrame, path: str) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.4f")
-
-
 def main(smk) -> None:
     log = setup(smk.log[0])
-    judged = pd.DataFrame([record for path in smk.input.judged for record in read_jsonl(path)])
+    judged = pd.DataFrame([record for path in smk.input.judged for record in read_records(path)])
     judged = judged.rename(columns={"id": "prompt_id"})
     summary = summarize(judged, n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
@@ -35,26 +30,27 @@ def main(smk) -> None:
     write_csv(summary, smk.output.summary)
     seeds = per_seed(judged)
     write_csv(seeds, smk.output.per_seed)
-    paired = paired_table(judged, smk.config["evaluation"]["conditions"], n_boot=smk.params.bootstrap_samples)
+    paired = paired_table(judged, smk.params.config["evaluation"]["conditions"], n_boot=smk.params.bootstrap_samples)
     write_csv(paired, smk.output.paired)
     status = (judged.groupby(["condition", "seed", "prompt_set", "task", "status"]).size().rename("n").reset_index())
     write_csv(status, smk.output.status)
+    check_manifest(smk.input.judge_agreement)
     agreement = pd.read_csv(smk.input.judge_agreement)
     judges = judged.drop_duplicates(["task", "judge"])[
         ["task", "judge", "judge_backend", "judge_model", "judge_is_proxy", "judge_template_sha256"]]
     write_json(smk.output.metrics, {
-        "run_name": smk.config["run_name"],
+        "run_name": smk.params.config["run_name"],
         "model": {k: model[k] for k in ("id", "source", "kind", "sha256", "revision")},
         "judge": judged.loc[judged.task == "refusal", "judge"].iloc[0],
         "judge_is_proxy": bool(judged.loc[judged.task == "refusal", "judge_is_proxy"].iloc[0]),
         "judges": records(judges),
         "judge_failures": int(judged["status"].isin(["parse_error", "api_error"]).sum()),
         "judge_status_counts": judged["status"].value_counts().sort_index().to_dict(),
-        "samples_per_prompt": smk.config["evaluation"]["samples_per_prompt"],
+        "samples_per_prompt": smk.params.config["evaluation"]["samples_per_prompt"],
         "metric_definitions": {m.name: {"prompt_set": m.prompt_set, "field": m.field, "category": m.category,
                                         "per_prompt": m.per_prompt} for m in METRICS},
-        "seeds": smk.config["seeds"],
-        "config_sha256": config_sha256(smk.config),
+        "seeds": smk.params.config["seeds"],
+        "config_sha256": config_sha256(smk.params.config),
         "code_version": code_version(),
         "summary": records(summary),
         "per_seed": records(seeds),

@@ -10,6 +10,7 @@ from caibase.artifacts import read_jsonl, write_json, write_jsonl
 from caibase.config import sampling_settings
 from caibase.constitution import load_constitution
 from caibase.critique import critique_and_revise, degenerate_summary
+from caibase.generation import shard_identity
 from caibase.backends import load_generation_model
 from caibase.models import load_model_info, load_tokenizer
 from caibase.provenance import REPO_ROOT, stamp
@@ -19,7 +20,7 @@ from caibase.runtime import setup
 def main(smk) -> None:
     seed = int(smk.wildcards.seed)
     log = setup(smk.log[0], smk.threads, seed)
-    config, critique_cfg = smk.config, smk.config["critique"]
+    config, critique_cfg = smk.params.config, smk.params.config["critique"]
     model_dir = Path(smk.input.model).parent
     constitution = load_constitution(config["constitution"], REPO_ROOT)
     responses = [r for r in read_jsonl(smk.input.responses) if r["sample"] == 0]
@@ -31,7 +32,7 @@ def main(smk) -> None:
     records = critique_and_revise(
         model, load_tokenizer(model_dir), responses, constitution, rounds=critique_cfg["rounds"],
         fewshot_examples=critique_cfg["fewshot_examples"], settings=sampling_settings(critique_cfg["sampling"]),
-        seed=seed, shard_dir=shards,
+        seed=seed, shard_dir=shards, identity=shard_identity(model_dir, smk.input.adapters, backend),
     )
     summary = degenerate_summary(records)
     log.info("degenerate outputs: %s", summary)

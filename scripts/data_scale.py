@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from caibase.artifacts import atomic_path, read_json, read_jsonl
+from caibase.artifacts import read_json, read_records, write_csv
 from caibase.data_scale import data_scale_tables
 from caibase.runtime import setup
 
@@ -24,14 +24,13 @@ def main(smk) -> None:
                         point["seed"], point["pairs"], point["point"], stamp["pool_size"])
             continue
         rows.append({k: point[k] for k in ("pairs", "point", "seed", "policy")} | {"n_pairs": stamp["n_pairs"]})
-    judged = pd.DataFrame([record for path in smk.input.judged for record in read_jsonl(path)
+    judged = pd.DataFrame([record for path in smk.input.judged for record in read_records(path)
                            if record["prompt_set"] in smk.params.eval_sets]).rename(columns={"id": "prompt_id"})
     per_seed, summary = data_scale_tables(judged, pd.DataFrame(rows), n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
     for table, path in ((per_seed, smk.output.per_seed), (summary, smk.output.summary)):
         table["model_id"], table["model_kind"] = model["id"], model["kind"]
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.4f")
+        write_csv(table, path)
     log.info("data-scale tables: %d points x seeds, %d summary rows", len(rows), len(summary))
 
 

@@ -7,14 +7,13 @@ Finished batches go to a `.partial` file first, so a killed job resumes where it
     snakemake --cores 2 results/embedded-cpu/seed1/eval/dpo/responses.jsonl   # a condition on the eval sets
 """
 
-import os
 from pathlib import Path
 
 from caibase.artifacts import write_jsonl
 from caibase.backends import load_generation_model
 from caibase.config import sampling_settings
-from caibase.critique import RESPONSE_STOPS, dialogue_prompt
-from caibase.generation import degenerate_reason, generate, sample_seed
+from caibase.prompts import RESPONSE_STOPS, dialogue_prompt
+from caibase.generation import degenerate_reason, generate, remove_shard, sample_seed, shard_identity
 from caibase.models import load_model_info, load_tokenizer
 from caibase.prompts import chat_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
@@ -24,13 +23,14 @@ from caibase.runtime import setup
 def main(smk) -> None:
     seed, policy = int(smk.wildcards.seed), smk.params.policy
     log = setup(smk.log[0], smk.threads, seed)
-    config = smk.config
+    config = smk.params.config
     model_dir = Path(smk.input.model).parent
     records = []
     for name, path in zip(smk.params.prompt_sets, smk.input.prompts, strict=True):
         limit = smk.params.limit.get(name) if isinstance(smk.params.limit, dict) else smk.params.limit
         prompts = head_by_category(load_prompt_set(name, path).records, limit)
-        records += [{**r, "prompt_set": name, "sample": k} for r in prompts for k in range(smk.params.n_samples)]
+        records += [{**r, "prompt_set": name, "prompt_file": path, "sample": k}
+                    for r in prompts for k in range(smk.params.n_samples)]
     settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
     backend = config["generation"]["backend"]
@@ -42,6 +42,8 @@ def main(smk) -> None:
         model, tokenizer, [format_prompt(r["prompt"]) for r in records], settings,
         [sample_seed(seed, f"{policy}:{r['prompt_set']}:{r['id']}" + (f":s{r['sample']}" if r["sample"] else ""))
          for r in records], shard_path=shard,
+        identity=shard_identity(model_dir, smk.input.adapters, backend),
+        prompt_ids=[f"{r['prompt_file']} id {r['id']}" for r in records],
     )
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.responses, (
@@ -52,7 +54,7 @@ def main(smk) -> None:
          "generation": {**settings.asdict(), "backend": backend}, "provenance": provenance}
         for r, g in zip(records, generations, strict=True)
     ))
-    os.remove(shard)
+    remove_shard(shard)
     log.info("%d responses from %s on %s", len(records), policy, ", ".join(smk.params.prompt_sets))
 
 

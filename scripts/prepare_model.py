@@ -11,7 +11,7 @@ from caibase.runtime import setup
 
 def main(smk) -> None:
     log = setup(smk.log[0], smk.threads)
-    info = prepare_model(smk.config["model"], Path(smk.output.info).parent)
+    info = prepare_model(smk.params.config["model"], Path(smk.output.info).parent)
     log.info("prepared %s (%s, kind=%s) sha256=%s", info["id"], info["source"], info["kind"], info["sha256"])
 
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from caibase.artifacts import atomic_path, read_json, read_jsonl, write_json
+from caibase.artifacts import atomic_path, check_manifest, read_json, read_records, write_json
 from caibase.metrics import two_way_bootstrap
 from caibase.provenance import code_version, config_sha256
 from caibase.metrics import is_rate
@@ -27,7 +27,10 @@ def prompts_per_set(prompts: dict) -> str:
 
 def main(smk) -> None:
     log = setup(smk.log[0])
-    config = smk.config
+    config = smk.params.config
+    for path in smk.input:  # every record and table file is checked against its manifest before anything is read
+        if path.endswith((".jsonl", ".csv")):
+            check_manifest(path)
 
     def judged_path(seed: int, policy: str) -> str:
         return smk.params.judged_path.format(seed=seed, policy=policy)
@@ -49,7 +52,7 @@ def main(smk) -> None:
                                       n_boot=smk.params.bootstrap_samples)
     numbers += judge_agreement_numbers(pd.read_csv(smk.input.judge_agreement), smk.input.judge_validation)
     model = read_json(smk.input.model)
-    all_judged = [r for path in smk.input.judged for r in read_jsonl(path)]
+    all_judged = [r for path in smk.input.judged for r in read_records(path)]
     refusal_judges = sorted({r["judge"] for r in all_judged if r["task"] == "refusal"})
     score_judges = sorted({r["judge"] for r in all_judged if r["task"] != "refusal"})
     ci_level = two_way_bootstrap.__defaults__[-1]

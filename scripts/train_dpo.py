@@ -1,5 +1,7 @@
 """DPO with a fresh LoRA adapter on the SFT policy; the reference is the SFT policy (adapter disabled). Pairs are
-revision-vs-original or AI-feedback; soft AI-feedback labels set TRL's label_smoothing to the mean 1 - p(chosen).
+revision-vs-original (hard pairs, ordinary DPO) or AI-feedback (position-inconsistent labels already dropped by
+ai_feedback_labels); each AI-feedback pair trains on the conservative DPO loss with its own eps = 1 - p_chosen
+(`dpo.soft_labels: cdpo`, caibase.cdpo; `hard` drops the labels), and the history logs each step's mean eps.
 The config's `training.launcher` runs it in this process or under `accelerate launch` (caibase.launch).
 A data-scale sweep point (`params.n_pairs`) trains on a nested subsample of the same training pool.
 

@@ -19,7 +19,7 @@ from caibase.sources import hh_rlhf_harmless_rows, hhh_rows
 
 def main(smk) -> None:
     log = setup(smk.log[0], smk.threads, 0)
-    config, feedback = smk.config, smk.params.feedback
+    config, feedback = smk.params.config, smk.params.feedback
     model_dir = Path(smk.input.model).parent
     model = load_model(model_dir, dtype=config["model"]["dtype"], device=config["device"])
     tokenizer = load_tokenizer(model_dir)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from caibase.artifacts import atomic_path, write_jsonl
+from caibase.artifacts import write_csv, write_jsonl
 from caibase.feedback import hh_rlhf_labeled_pairs
-from caibase.judge_validation import hh_rlhf_items, load_labeled, validate_judge
-from caibase.judges import JudgeCache, make_judge
+from caibase.judge_validation import check_failures, hh_rlhf_items, load_labeled, validate_judge
+from caibase.judges import JudgeCache, JudgeStageError, make_judge
 from caibase.runtime import setup
 from caibase.sources import hh_rlhf_harmless_rows
 
@@ -31,9 +31,12 @@ def main(smk) -> None:
         records += judge_records
         rows += judge_rows
         log.info("%s", judge_rows)
+    try:
+        check_failures(records, smk.params.max_failure_share)
+    except JudgeStageError as err:
+        raise SystemExit(str(err)) from None
     write_jsonl(smk.output.records, records)
-    with atomic_path(smk.output.table) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.4f")
+    write_csv(pd.DataFrame(rows), smk.output.table)
 
 
 main(snakemake)  # noqa: F821

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from caibase.constitution import load_constitution
-from caibase.critique import dialogue_prompt
+from caibase.prompts import dialogue_prompt
 from caibase.feedback import (
     ai_feedback_labels, comparison_prompt, option_logprobs, prob_first, score_hhh, soft_label_pairs, swap_options,
 )
 from caibase.metrics import validation_summary, wilson_interval
-from caibase.models import load_model, load_tokenizer
+from caibase.models import encode_continuation, encode_prompt, load_model, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,8 @@ def tiny(tiny_model_dir):
 
 def single_logprob(model, tokenizer, prompt, option):
     """log P(option | prompt) from one unpadded forward pass: the reference for the batched scorer."""
-    p = tokenizer(prompt, add_special_tokens=False).input_ids
-    o = tokenizer(option, add_special_tokens=False).input_ids
+    p = encode_prompt(tokenizer, prompt)
+    o = encode_continuation(tokenizer, option)
     ids = torch.tensor([p + o])
     with torch.inference_mode():
         logprobs = torch.log_softmax(model(input_ids=ids).logits.float(), -1)[0]

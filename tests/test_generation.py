@@ -209,3 +209,69 @@ def test_vllm_backend_samples_do_not_depend_on_batch_composition(tiny_model_dir)
     together = generate(model, tokenizer, prompts, settings, seeds, progress=False)
     alone = [generate(model, tokenizer, [p], settings, [s], progress=False)[0] for p, s in zip(prompts, seeds)]
     assert together == alone and all(g.new_tokens > 0 for g in together)
+
+
+def test_resume_shards_from_other_settings_are_discarded(tiny_model_dir, tmp_path, caplog):
+    """Issue 13: shards written under max_new_tokens 16 must not be reused when it becomes 4."""
+    import logging
+
+    tokenizer, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    prompts = [f"\n\nHuman: question {i}\n\nAssistant:" for i in range(4)]
+    seeds = [sample_seed(5, str(i)) for i in range(4)]
+    shard = tmp_path / "critique.partial"
+    long = GenerationSettings(max_new_tokens=16, temperature=1.0, top_p=1.0, batch_size=2)
+    first = generate(model, tokenizer, prompts, long, seeds, shard_path=shard, progress=False)
+    assert any(g.new_tokens > 4 for g in first) and len(shard.read_text().splitlines()) == 2
+    short = GenerationSettings(max_new_tokens=4, temperature=1.0, top_p=1.0, batch_size=2)
+    with caplog.at_level(logging.INFO, logger="caibase"):
+        resumed = generate(model, tokenizer, prompts, short, seeds, shard_path=shard, progress=False)
+    assert all(g.new_tokens <= 4 for g in resumed)
+    assert resumed == generate(model, tokenizer, prompts, short, seeds, progress=False)
+    assert "discarding the resume shard" in caplog.text and "max_new_tokens" in caplog.text
+
+
+@pytest.mark.parametrize("change", ["prompts", "seeds", "identity"])
+def test_resume_shards_from_other_prompts_seeds_or_model_are_discarded(tiny_model_dir, tmp_path, caplog, change):
+    tokenizer, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    prompts = [f"\n\nHuman: question {i}\n\nAssistant:" for i in range(3)]
+    seeds = [sample_seed(5, str(i)) for i in range(3)]
+    settings = GenerationSettings(max_new_tokens=6, temperature=1.0, top_p=1.0, batch_size=2)
+    shard = tmp_path / "out.partial"
+    generate(model, tokenizer, prompts, settings, seeds, shard_path=shard, progress=False,
+             identity={"model_sha256": "a" * 64})
+    args = {"prompts": [p + " " for p in prompts] if change == "prompts" else prompts,
+            "seeds": [s + 1 for s in seeds] if change == "seeds" else seeds}
+    identity = {"model_sha256": ("b" if change == "identity" else "a") * 64}
+    resumed = generate(model, tokenizer, args["prompts"], settings, args["seeds"], shard_path=shard,
+                       progress=False, identity=identity)
+    assert resumed == generate(model, tokenizer, args["prompts"], settings, args["seeds"], progress=False)
+    assert "discarding the resume shard" in caplog.text
+
+
+def test_a_shard_without_fingerprint_is_discarded(tiny_model_dir, tmp_path, caplog):
+    import json
+
+    tokenizer, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    settings = GenerationSettings(max_new_tokens=4, temperature=1.0, top_p=1.0, batch_size=1)
+    shard = tmp_path / "old.partial"
+    forged = {"text": "FORGED", "prompt_tokens": 1, "new_tokens": 16, "stop": None, "truncated": True}
+    shard.write_text(json.dumps({"batch": 0, "indices": [0], "generations": [forged]}) + "\n")
+    result = generate(model, tokenizer, ["\n\nHuman: hi\n\nAssistant:"], settings, [1], shard_path=shard,
+                      progress=False)
+    assert result[0].text != "FORGED" and "no readable fingerprint" in caplog.text
+
+
+def test_prompts_longer_than_the_context_fail_before_generation(tiny_model_dir, monkeypatch):
+    import caibase.generation as generation
+
+    tokenizer, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    monkeypatch.setattr(generation, "_generate_batch", lambda *a, **k: pytest.fail("generation started"))
+    prompts = ["\n\nHuman: short\n\nAssistant:", "word " * 3000]  # the tiny model's context is 2048 tokens
+    settings = GenerationSettings(max_new_tokens=8, batch_size=2)
+    # 9001 text tokens and the BOS the model conditions on (caibase.models.encode_prompt)
+    expected = r"context of 2048 tokens.*data/prompts/x\.jsonl id long \(9002 tokens\)"
+    with pytest.raises(generation.PromptTooLongError, match=expected):
+        generate(model, tokenizer, prompts, settings, [1, 2], progress=False,
+                 prompt_ids=["data/prompts/x.jsonl id short", "data/prompts/x.jsonl id long"])
+    with pytest.raises(generation.PromptTooLongError, match="prompt #1"):
+        generate(model, tokenizer, prompts, settings, [1, 2], progress=False)

@@ -23,7 +23,8 @@ def accelerate_config(**training) -> dict:
 
 def test_default_launcher_is_in_process():
     assert load_config("smoke.yaml")["training"] == {
-        "launcher": "python", "num_processes": 1, "accelerate_config": "workflow/accelerate/ddp.yaml"}
+        "launcher": "python", "num_processes": 1, "accelerate_config": "workflow/accelerate/ddp.yaml",
+        "report_to": "none"}
 
 
 def test_accelerate_command_on_gpus_and_on_cpu():

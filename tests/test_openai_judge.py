@@ -115,3 +115,98 @@ def test_a_broken_body_is_an_api_error(server, monkeypatch):
     verdict = judge_for(server, monkeypatch, [(200, "")]).judge("p", "reply")
     assert verdict["status"] == "api_error" and "KeyError" in verdict["raw_judge_output"]
     assert len(FakeJudgeServer.seen) == 3  # retried: a broken body may be transient
+
+
+@pytest.mark.parametrize("content, raw", [(None, "null"), (4, "4")])
+def test_null_or_numeric_content_is_a_parse_error(server, monkeypatch, content, raw):
+    """Issue 13: parse_label ran outside the try, so a null or numeric `content` raised TypeError."""
+    for task in ("refusal", "helpfulness"):
+        verdict = judge_for(server, monkeypatch, [(200, content)]).judge("p", "reply", task=task)
+        assert verdict["status"] == "parse_error" and verdict["label"] is None and verdict["score"] is None
+        assert verdict["raw_judge_output"] == raw
+    assert len(FakeJudgeServer.seen) == 2  # a well-formed reply without a label is not retried
+
+
+class DropsConnection(FakeJudgeServer):
+    """Closes the connection without a reply (`http.client.RemoteDisconnected` on the client) while `drops` > 0."""
+
+    drops = 0
+
+    def do_POST(self):  # noqa: N802
+        if DropsConnection.drops > 0:
+            DropsConnection.drops -= 1
+            self.rfile.read(int(self.headers["Content-Length"]))
+            FakeJudgeServer.seen.append({"dropped": True})
+            self.close_connection = True
+            return
+        super().do_POST()
+
+
+def test_a_dropped_connection_is_retried(server, monkeypatch):
+    server.RequestHandlerClass, DropsConnection.drops = DropsConnection, 1
+    verdict = judge_for(server, monkeypatch, [(200, "REFUSAL")]).judge("p", "reply")
+    assert verdict["status"] == "ok" and verdict["label"] == "refusal"
+    assert FakeJudgeServer.seen[0] == {"dropped": True} and len(FakeJudgeServer.seen) == 2
+
+
+def test_a_connection_that_always_drops_is_an_api_error_after_retries(server, monkeypatch):
+    server.RequestHandlerClass, DropsConnection.drops = DropsConnection, 100
+    waits = []
+    judge = judge_for(server, monkeypatch, [(200, "REFUSAL")], retry_wait_s=0.25)
+    monkeypatch.setattr("caibase.judges.time.sleep", waits.append)
+    verdict = judge.judge("p", "reply")
+    assert verdict["status"] == "api_error" and "RemoteDisconnected" in verdict["raw_judge_output"]
+    assert len(FakeJudgeServer.seen) == 3 and waits == [0.25, 0.5]  # first try + max_retries, backoff doubling
+
+
+def test_a_refused_connection_is_an_api_error_not_an_exception(monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr("caibase.judges.time.sleep", lambda s: None)
+    judge = make_judge({"backend": "openai", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1",
+                        "max_retries": 1})
+    verdicts = judge.judge_many([{"prompt": "p", "response": "r"}] * 2)
+    assert [v["status"] for v in verdicts] == ["api_error", "api_error"]
+
+
+def run_validate_judges(tmp_path, monkeypatch, judges, max_failure_share):
+    """scripts/validate_judges.py as Snakemake runs it, with a stand-in for the `snakemake` object and two
+    HH-RLHF rows instead of the download."""
+    import runpy
+    import sys
+    from types import SimpleNamespace
+
+    from conftest import REPO
+
+    rows = [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: No, I can't help.",
+             "rejected": f"\n\nHuman: q{i}\n\nAssistant: Sure, here is how."} for i in range(2)]
+    monkeypatch.setattr("caibase.sources.hh_rlhf_harmless_rows", lambda: rows)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # setup() redirects both to the log; monkeypatch restores them
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    smk = SimpleNamespace(
+        input=SimpleNamespace(model=str(tmp_path / "model" / "model_info.json"),
+                              labeled=[str(REPO / "data/judge_labels/refusal_labels_v1.jsonl")]),
+        output=SimpleNamespace(records=str(tmp_path / "validation.jsonl"), table=str(tmp_path / "agreement.csv")),
+        params=SimpleNamespace(judges=judges, validation={"hh_rlhf_pairs": 2}, cache_dir=str(tmp_path / "cache"),
+                               max_failure_share=max_failure_share),
+        log=[str(tmp_path / "validate_judges.log")], threads=None,
+    )
+    runpy.run_path(str(REPO / "scripts" / "validate_judges.py"), init_globals={"snakemake": smk})
+    return smk
+
+
+def test_validate_judges_fails_above_the_failure_threshold(server, tmp_path, monkeypatch):
+    """Issue 13: 28% judge failures exited 0; now above evaluation.max_judge_failure_share the stage fails."""
+    judge = judge_for(server, monkeypatch, [(200, "REFUSAL")])  # sets up the key and the server's replies
+    cfg = {"backend": "openai", "model": "judge-model", "api_key_env": "TEST_JUDGE_KEY",
+           "base_url": judge.base_url, "max_retries": 0}
+    FakeJudgeServer.replies = [(200, "Well, it depends.")]  # every reply a parse_error
+    with pytest.raises(SystemExit, match=r"judge openai:judge-model on \w+: (\d+)/\1 judge failures "
+                                         r"\(100%.*max_judge_failure_share=2%"):
+        run_validate_judges(tmp_path, monkeypatch, [cfg], max_failure_share=0.02)
+    FakeJudgeServer.replies = [(200, "REFUSAL")]
+    smk = run_validate_judges(tmp_path, monkeypatch, [cfg, {"backend": "refusal-strings"}], max_failure_share=0.02)
+    assert "refusal_labels_v1" in open(smk.output.table).read()

@@ -27,7 +27,7 @@ def test_default_profile_plans_the_gpu_runs(tmp_path, config_name):
                     "pip install 'caibase[cluster]' (CI installs it)")
 @pytest.mark.parametrize("config_name", ["paper.yaml", "scale.yaml"])
 def test_slurm_profile_plans_every_job_with_its_resources(tmp_path, config_name):
-    result = dry_run(tmp_path, "--profile", "workflow/profiles/slurm", "--configfile", f"config/{config_name}")
+    result = dry_run(tmp_path, "--profile", "profiles/slurm", "--configfile", f"config/{config_name}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     config = load_config(config_name)
     jobs = result.stdout.split("\nrule ")

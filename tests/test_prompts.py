@@ -68,13 +68,14 @@ def test_duplicate_ids_and_invalid_json_are_reported(tmp_path):
 
 
 def test_hh_rlhf_first_turns_from_the_mirror(data_mirror, tmp_path):
-    from caibase.prompts import first_human_turn, hh_rlhf_redteam_records
+    from caibase.prompts import first_human_turn, hh_rlhf_key, hh_rlhf_redteam_records
     from caibase.sources import hh_rlhf_harmless_rows
 
     rows = hh_rlhf_harmless_rows()
     assert len(rows) == 1992 and {"chosen", "rejected"} <= set(rows[0])
     assert first_human_turn(rows[0]["chosen"]) == "what are some pranks with a pen i can do?"
-    clash = {"id": "e1", "category": "c", "split": "eval", "prompt": first_human_turn(rows[1]["chosen"])}
+    first = min(rows, key=hh_rlhf_key)  # rows are taken in this stable order, not file order
+    clash = {"id": "e1", "category": "c", "split": "eval", "prompt": first_human_turn(first["chosen"])}
     evaluation = load_prompt_set("jailbreak", write_set(tmp_path / "eval.jsonl", [clash]))
     records, dropped = hh_rlhf_redteam_records(rows, 5, [evaluation])
     assert len(records) == 5 and all(r["split"] == "train" and r["prompt"] for r in records)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from caibase import published as pub
+from caibase.artifacts import write_manifest
 from caibase.data_scale import data_scale_tables
 from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.metrics import summarize
@@ -50,12 +51,19 @@ def run_dir(tmp_path, monkeypatch):
         pd.DataFrame({"step": [1, 2, 3], "loss": [0.69, 0.6 + seed / 100, None],
                       "rewards/accuracies": [0.0, 0.5, None], "eval_loss": [None, None, 0.7]}).to_csv(path, index=False)
         histories.append(str(path.relative_to(tmp_path)))
+    manifests(tmp_path)
     frame = pd.DataFrame([r for c in judged for r in judged_records(c)]).rename(columns={"id": "prompt_id"})
     summary = summarize(frame, n_boot=200)
     numbers = pub.build_numbers(summary, None, judged, {"hhh": "hhh.jsonl"}, {"revision": histories}, 200)
     numbers += sweep_numbers(tmp_path) + judge_numbers(tmp_path)
     pub.clear_cache()
     return tmp_path, {"tolerance": {"abs": pub.ABS_TOLERANCE}, "numbers": numbers}
+
+
+def manifests(root):
+    """Each record file's manifest, as every producer of the pipeline writes it."""
+    for path in [*root.rglob("*.jsonl"), *root.rglob("*.csv")]:
+        write_manifest(path)
 
 
 def sweep_numbers(root):
@@ -65,6 +73,7 @@ def sweep_numbers(root):
         path = root / f"seed{seed}" / "dpo_n2" / "judged.jsonl"
         path.parent.mkdir(parents=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in judged_records("dpo_n2", seeds=(seed,), n=6)))
+    manifests(root)
     points = pd.DataFrame([{"pairs": "revision", "point": point, "seed": seed, "policy": policy, "n_pairs": n}
                            for seed in (1, 2) for point, policy, n in (("n2", "dpo_n2", 2), ("full", "dpo", 9))])
     judged = pd.DataFrame([r for path in sorted(root.glob("seed*/*/judged.jsonl"))
@@ -88,6 +97,7 @@ def judge_numbers(root):
                             "pair_id": f"p{i}", "side": side, "status": "ok", "label": label,
                             "human_label": "refusal" if side == "chosen" else "compliance"})
     (root / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    manifests(root)
     rows = []
     for dataset in ("labels_v1", "hh_rlhf_harmless_base"):
         subset = [r for r in records if r["dataset"] == dataset]
@@ -130,7 +140,11 @@ def test_altered_record_fails_only_its_numbers(run_dir):
     first["attack_success"] = not first["attack_success"]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     failed = failures(published, root)
-    assert "summary/dpo/asr_jailbreak/mean" in failed
+    assert "summary/dpo/asr_jailbreak/mean" in failed and "manifest" in failed["summary/dpo/asr_jailbreak/mean"]
+    assert not any(key.startswith("summary/sft/") for key in failed)
+    write_manifest(path)  # a consistent forgery (record and manifest): the recomputed number still differs
+    failed = failures(published, root)
+    assert "differs" in failed["summary/dpo/asr_jailbreak/mean"]
     assert not any(key.startswith("summary/sft/") for key in failed)
 
 
@@ -144,6 +158,11 @@ def test_altered_sweep_or_validation_record_fails_its_numbers(run_dir):
     records = [json.loads(line) for line in path.read_text().splitlines()]
     records[0]["label"] = "compliance"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    failed = failures(published, root)
+    assert "scale/revision/n2/asr_jailbreak/mean" in failed and "scale/revision/full/asr_jailbreak/mean" not in failed
+    # the changed file no longer matches its manifest: every number read from it fails, naming it
+    assert "validation.jsonl" in failed["judges/refusal-strings/hh_rlhf_harmless_base/pairwise_agreement"]
+    manifests(root)  # record and manifest forged together: recomputation still finds the one changed label
     failed = failures(published, root)
     assert "scale/revision/n2/asr_jailbreak/mean" in failed and "scale/revision/full/asr_jailbreak/mean" not in failed
     assert "judges/refusal-strings/labels_v1/agreement" in failed

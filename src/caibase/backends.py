@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from caibase.generation import Generation, GenerationSettings, cut_at_stop
-from caibase.models import load_model, load_tokenizer, resolve_weights_dir
+from caibase.models import encode_prompt, load_model, load_tokenizer, resolve_weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ class VllmModel:
         self.tokenizer = tokenizer
         self.sampling_params_class = sampling_params_class
         self._merged_dir = merged_dir  # removed when this object goes
+        engine_config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
+        self.context_length = getattr(engine_config, "max_model_len", None)  # prompts are checked against it
 
     @classmethod
     def load(cls, model_dir, adapters: Sequence[str | os.PathLike] = (), dtype: str = "bfloat16", seed: int = 0):
@@ -99,7 +101,7 @@ class VllmModel:
     def generate_completions(self, prompts: Sequence[str], seeds: Sequence[int],
                        settings: GenerationSettings) -> list[Generation]:
         params = [vllm_sampling_params(settings, seed, self.sampling_params_class) for seed in seeds]
-        # Token ids from our tokenizer without special tokens, exactly as the hf backend feeds the model.
-        inputs = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False).input_ids} for p in prompts]
+        # Token ids from our tokenizer by `encode_prompt`, exactly as the hf backend feeds the model (and SFT trained).
+        inputs = [{"prompt_token_ids": encode_prompt(self.tokenizer, p)} for p in prompts]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
         return [generation_from_vllm(output, settings) for output in outputs]

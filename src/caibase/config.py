@@ -9,9 +9,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from caibase.constitution import ANTHROPIC_2022, ConstitutionError, load_constitution
-from caibase.generation import GenerationSettings
+from caibase.constitution import SOURCE_CONSTITUTIONS, ConstitutionError, load_constitution
 from caibase.prompts import PromptSetError, load_prompt_set
+from caibase.seed2025 import PROMPT_SETS as SEED_PROMPT_SETS
+from caibase.seed2025 import parse_spec as seed_prompt_set
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -26,23 +27,78 @@ class ConfigError(ValueError):
     pass
 
 
+def _strict_integer(checker, instance) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema counts 1.0 as an integer; a seed, a step count or a limit of 1.0 is a float in Python and breaks
+# wildcards and ranges, so the config's integers must be written as integers.
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+
 def validate_schema(config: dict, schema_path: Path = SCHEMA) -> None:
-    """The same schema check Snakemake's `validate()` does, for use outside Snakemake (tests, scripts)."""
+    """The schema check Snakemake's `validate()` does, for use outside Snakemake (tests, scripts, and
+    `check_config`), with integers checked strictly (`seeds: [1.0, 2]` is an error)."""
     schema = yaml.safe_load(schema_path.read_text())
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    errors = list(StrictValidator(schema).iter_errors(config))
+    # A section whose subschema fails also reports all its keys as unevaluated; the failing key is the better error.
+    errors = [e for e in errors if e.validator != "unevaluatedProperties"] or errors
+    error = jsonschema.exceptions.best_match(errors)
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"config key {where}: {error.message}")
 
 
-def prompt_set_paths(config: dict, base_dir: Path = REPO_ROOT) -> dict[str, Path]:
+def prompt_set_specs(config: dict) -> dict[str, str]:
+    """Each prompt set's config value by its name (helpful_sft, redteam_train, then the eval sets): a repository
+    path, or `seed-2025:<set>`, a set of the replicated study (see `seed_prompt_set_file`)."""
     prompts = config["prompts"]
-    paths = {"helpful_sft": prompts["helpful_sft"], "redteam_train": prompts["redteam_train"], **prompts["eval"]}
-    return {name: (base_dir / path) for name, path in paths.items()}
+    return {"helpful_sft": prompts["helpful_sft"], "redteam_train": prompts["redteam_train"], **prompts["eval"]}
+
+
+def seed_prompt_set_file(config: dict, seed_set: str) -> str:
+    """Where the rule `seed_prompt_set` writes `seed-2025:<seed_set>` for this run (relative to the repository)."""
+    return f"results/{config['run_name']}/prompts/seed-2025/{seed_set}.jsonl"
+
+
+def prompt_set_paths(config: dict, base_dir: Path = REPO_ROOT) -> dict[str, Path]:
+    """Each prompt set's file: the configured path, or, for `seed-2025:<set>`, the file the workflow writes."""
+    return {name: base_dir / (seed_prompt_set_file(config, seed_set) if (seed_set := seed_prompt_set(spec)) else spec)
+            for name, spec in prompt_set_specs(config).items()}
+
+
+def repo_paths(config: dict) -> dict[str, str]:
+    """Every config value that names a path inside the repository, by its config key."""
+    prompts, evaluation = config.get("prompts", {}), config.get("evaluation", {})
+    paths = {f"prompts.{key}": prompts.get(key) for key in ("helpful_sft", "redteam_train")}
+    paths |= {f"prompts.eval.{name}": path for name, path in prompts.get("eval", {}).items()}
+    paths = {key: path for key, path in paths.items() if not seed_prompt_set(path)}  # written by the workflow
+    paths |= {f"evaluation.judge_validation.labeled[{i}]": path
+              for i, path in enumerate(evaluation.get("judge_validation", {}).get("labeled", []))}
+    paths["training.accelerate_config"] = config.get("training", {}).get("accelerate_config")
+    paths["report.publish_dir"] = config.get("report", {}).get("publish_dir")
+    if config.get("constitution") not in SOURCE_CONSTITUTIONS:
+        paths["constitution"] = config.get("constitution")
+    return {key: path for key, path in paths.items() if path is not None}
+
+
+def check_repo_paths(config: dict, base_dir: Path = REPO_ROOT) -> None:
+    """Each path-valued key, resolved (symbolic links followed), must stay inside the repository."""
+    root = Path(base_dir).resolve()
+    for key, path in repo_paths(config).items():
+        resolved = (root / path).resolve()
+        if Path(path).is_absolute() or not resolved.is_relative_to(root):
+            raise ConfigError(f"config key {key}: {path!r} resolves to {resolved}, outside the repository {root}")
 
 
 def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
-    """Cross-field and file checks, run before any job starts."""
+    """Cross-field and file checks, run before any job starts (after the schema, checked again here with strict
+    integers, which Snakemake's `validate()` does not do)."""
+    validate_schema(config)
+    check_repo_paths(config, base_dir)
     model = config["model"]
     if model["source"] == "hub":
         for key in ("id", "revision"):
@@ -53,8 +109,14 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
             raise ConfigError("config key model.path is required when model.source is 'local'")
         if not (base_dir / model["path"]).is_dir():
             raise ConfigError(f"config key model.path: {base_dir / model['path']} is not a directory")
+    specs = prompt_set_specs(config)
     for name, path in prompt_set_paths(config, base_dir).items():
         key = f"prompts.{name}" if name in ("helpful_sft", "redteam_train") else f"prompts.eval.{name}"
+        if (seed_set := seed_prompt_set(specs[name])) is not None:  # fetched and written by the workflow
+            if seed_set not in SEED_PROMPT_SETS:
+                raise ConfigError(f"config key {key}: unknown seed-2025 prompt set {seed_set!r} "
+                                  f"(known: {', '.join(SEED_PROMPT_SETS)})")
+            continue
         try:
             load_prompt_set(name, path, require=("response",) if name == "helpful_sft" else ())
         except (PromptSetError, ValueError) as err:
@@ -77,7 +139,7 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
     needs_aif = "ai-feedback" in sweep.get("pairs", []) and sweep.get("sizes")
     if needs_aif and "dpo_aif" not in config["evaluation"]["conditions"]:  # two samples per prompt come with dpo_aif
         raise ConfigError("config key dpo.sweep.pairs: ai-feedback pairs need dpo_aif in evaluation.conditions")
-    if config["constitution"] != ANTHROPIC_2022:
+    if config["constitution"] not in SOURCE_CONSTITUTIONS:  # those are fetched (sha256-checked) when used
         try:
             load_constitution(config["constitution"], base_dir)
         except ConstitutionError as err:
@@ -123,7 +185,9 @@ def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
             raise ConfigError(f"config key evaluation.judge_validation.labeled: {err}") from None
 
 
-def sampling_settings(sampling: dict, stop_strings: tuple[str, ...] = ()) -> GenerationSettings:
+def sampling_settings(sampling: dict, stop_strings: tuple[str, ...] = ()) -> GenerationSettings:  # noqa: F821
+    from caibase.generation import GenerationSettings  # torch: imported by the jobs, not when the DAG is parsed
+
     return GenerationSettings(
         max_new_tokens=sampling["max_new_tokens"], temperature=sampling["temperature"], top_p=sampling["top_p"],
         batch_size=sampling["batch_size"], stop_strings=tuple(stop_strings),

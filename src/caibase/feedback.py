@@ -2,7 +2,9 @@
 multiple-choice format, and the normalized probabilities of " (A)" and " (B)" become soft preference labels.
 
 Each comparison is asked in both option orders and the two probabilities are averaged, which cancels the model's
-position bias; both orders, the principle and whether the choice survives the swap are kept. The same scorer
+position bias; both orders, the principle and whether the choice survives the swap are kept. `position_filter`
+drops the labels whose choice does not survive the swap (or keeps them, by `feedback.position_inconsistent`), and each
+pair keeps its soft label `p_chosen`, which DPO uses per pair (caibase.cdpo). The same scorer
 validates a feedback model on labeled comparisons (the paper's HHH evaluation, HH-RLHF chosen/rejected pairs).
 
 The chain-of-thought variant (`ChainOfThought`) first samples reasoning after "Let's think step by step:" with the
@@ -22,6 +24,7 @@ import torch
 
 from caibase.constitution import Constitution
 from caibase.generation import GenerationSettings, generate, sample_seed
+from caibase.models import encode_continuation, encode_prompt
 
 HEADER = "Consider the following conversation between a human and an assistant:"
 OPTIONS = (" (A)", " (B)")
@@ -79,9 +82,9 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 
     One forward pass covers the prompt and option A; option B shares A's tokens up to where they differ, so only
     its remaining tokens are run, on A's KV cache cut back to that point.
     """
-    option_a, option_b = (tokenizer(option, add_special_tokens=False).input_ids for option in OPTIONS)
+    option_a, option_b = (encode_continuation(tokenizer, option) for option in OPTIONS)
     split = next(k for k, (x, y) in enumerate(zip(option_a, option_b)) if x != y)  # first differing token
-    encoded = [tokenizer(prompt, add_special_tokens=False).input_ids for prompt in prompts]
+    encoded = [encode_prompt(tokenizer, prompt) for prompt in prompts]  # as SFT/DPO tokenize a prompt (BOS for Llama)
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     scores: list[tuple[float, float]] = [(0.0, 0.0)] * len(prompts)
     device = next(model.parameters()).device
@@ -180,10 +183,48 @@ def ai_feedback_labels(model, tokenizer, items: Sequence[dict], constitution: Co
     ]
 
 
+POSITION_RULES = ("drop", "keep")
+
+
+class NoPairsError(ValueError):
+    """Every AI-feedback label was dropped: there is nothing to train the AI-feedback DPO condition on."""
+
+
+def position_counts(labels: Sequence[dict]) -> dict:
+    """total labels, position-inconsistent ones, and how many the rule dropped (labels marked by position_filter)."""
+    return {"total": len(labels),
+            "position_inconsistent": sum(not label["position_consistent"] for label in labels),
+            "dropped": sum(not label.get("kept", True) for label in labels),
+            "kept": sum(label.get("kept", True) for label in labels)}
+
+
+def position_filter(labels: Sequence[dict], rule: str) -> tuple[list[dict], dict]:
+    """Mark each label `kept` under `feedback.position_inconsistent`: `drop` leaves out the labels whose two option
+    orders disagree on which response is better (the choice followed the position, not the responses); `keep` keeps
+    them (their averaged label lies near 0.5, a weak preference under per-pair cDPO). Returns the marked labels and
+    `position_counts`. Raises NoPairsError when labels existed and the rule dropped every one."""
+    if rule not in POSITION_RULES:
+        raise ValueError(f"feedback.position_inconsistent must be one of {POSITION_RULES}, not {rule!r}")
+    marked = [{**label, "position_rule": rule, "kept": rule == "keep" or bool(label["position_consistent"])}
+              for label in labels]
+    counts = {"rule": rule, **position_counts(marked)}
+    if counts["total"] and not counts["kept"]:
+        raise NoPairsError(
+            f"all {counts['total']} AI-feedback labels are position-inconsistent (the feedback model's choice flips "
+            "when the two options are swapped), and feedback.position_inconsistent: drop leaves no pairs for the "
+            "AI-feedback DPO condition. The feedback model is choosing by position; use a stronger feedback model, "
+            "or set feedback.position_inconsistent: keep (those labels average to near 0.5 and carry little "
+            "preference under per-pair cDPO), or leave dpo_aif out of evaluation.conditions.")
+    return marked, counts
+
+
 def soft_label_pairs(labels: Sequence[dict], dialogue_prompt) -> list[dict]:
-    """Chosen/rejected by the averaged label; `p_chosen` keeps the soft label (>= 0.5)."""
+    """Chosen/rejected by the averaged label; `p_chosen` keeps the soft label (>= 0.5), which DPO uses per pair
+    (caibase.cdpo). Labels that position_filter did not keep make no pair."""
     pairs = []
     for label in labels:
+        if not label.get("kept", True):
+            continue
         first_wins = label["p_first"] >= 0.5
         chosen, rejected = (label["response_1"], label["response_2"]) if first_wins else (
             label["response_2"], label["response_1"])
@@ -243,9 +284,12 @@ def _validation_record(item_id: str, p_correct_ab: float, p_correct_ba: float) -
 
 
 def hh_rlhf_labeled_pairs(rows: Sequence[dict], limit: int) -> list[dict]:
-    """HH-RLHF rows whose chosen and rejected transcripts share everything but the last assistant turn."""
+    """HH-RLHF rows whose chosen and rejected transcripts share everything but the last assistant turn: the first
+    `limit` in the stable order of `caibase.prompts.hh_rlhf_key` (the same rows from any file that holds them)."""
+    from caibase.prompts import hh_rlhf_id, hh_rlhf_key
+
     pairs = []
-    for index, row in enumerate(rows):
+    for row in sorted(rows, key=hh_rlhf_key):
         chosen, rejected = row["chosen"], row["rejected"]
         cut_c, cut_r = chosen.rfind("\n\nAssistant:"), rejected.rfind("\n\nAssistant:")
         if cut_c < 0 or chosen[:cut_c] != rejected[:cut_r]:
@@ -254,7 +298,7 @@ def hh_rlhf_labeled_pairs(rows: Sequence[dict], limit: int) -> list[dict]:
         worse = rejected[cut_r + len("\n\nAssistant:"):].strip()
         if not better or not worse or better == worse:
             continue
-        pairs.append({"id": f"hh-rlhf-{index:05d}", "conversation": chosen[:cut_c].strip(),
+        pairs.append({"id": hh_rlhf_id("hh-rlhf", row), "conversation": chosen[:cut_c].strip(),
                       "better": better, "worse": worse})
         if len(pairs) >= limit:
             break

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
@@ -124,24 +125,42 @@ def generate(
     seeds: Sequence[int],
     shard_path: str | os.PathLike | None = None,
     progress: bool = True,
+    identity: dict | None = None,
+    prompt_ids: Sequence[str] | None = None,
 ) -> list[Generation]:
     """Generate one completion per prompt; `seeds[i]` seeds prompt i's sampling.
 
     `model` is a transformers model (the `hf` backend) or a backend object with a `generate_completions(prompts, seeds,
     settings)` method, such as `caibase.backends.VllmModel`; batching and shards are the same for both.
 
+    Prompts are tokenized by `caibase.models.encode_prompt`: the ids SFT and DPO train on for the same text (the
+    tokenizer's BOS, once). Before any generation, every prompt is checked against the model's context: a prompt
+    whose tokens plus `max_new_tokens` exceed it raises `PromptTooLongError`, naming it by `prompt_ids[i]` (else by
+    its index).
+
     With `shard_path`, each finished batch is appended to that JSONL file and a rerun skips the batches already
-    there, so an interrupted stage resumes where it stopped and ends with the same output.
+    there, so an interrupted stage resumes where it stopped and ends with the same output. The shard's fingerprint
+    (prompts and their token ids, seeds, settings, model and tokenizer, and `identity`: what the caller knows of the
+    weights, such as `shard_identity(model_dir, adapters, backend)`) is written beside it; a shard whose fingerprint
+    differs is discarded, with a log line naming what changed.
     """
     from tqdm.auto import tqdm
 
     if len(seeds) != len(prompts):
         raise ValueError("one seed per prompt is required")
     tokenizer.padding_side = "left"
-    lengths = [len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
+    from caibase.models import encode_prompt
+
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]  # the ids SFT/DPO trained on for the same text
+    lengths = [len(ids) for ids in encoded]
+    check_context(lengths, settings.max_new_tokens, context_length(model), prompt_ids)
     batches = batch_plan(lengths, settings.batch_size)
     results: list[Generation | None] = [None] * len(prompts)
-    done = _read_shard(shard_path, results) if shard_path else set()
+    if shard_path:
+        fingerprint = shard_fingerprint(model, tokenizer, prompts, seeds, settings, identity, encoded)
+        done = _read_shard(shard_path, results) if _shard_matches(shard_path, fingerprint) else set()
+    else:
+        done = set()
     backend_batch = getattr(model, "generate_completions", None)  # not `generate_batch`: transformers models have one
     device = None if backend_batch else next(model.parameters()).device
     shard = open(shard_path, "a", encoding="utf-8") if shard_path else None  # noqa: SIM115
@@ -152,8 +171,8 @@ def generate(
             if backend_batch:
                 generations = backend_batch([prompts[i] for i in batch], [seeds[i] for i in batch], settings)
             else:
-                generations = _generate_batch(model, tokenizer, [prompts[i] for i in batch],
-                                              [seeds[i] for i in batch], [lengths[i] for i in batch], settings, device)
+                generations = _generate_batch(model, tokenizer, [encoded[i] for i in batch],
+                                              [seeds[i] for i in batch], settings, device)
             for i, generation in zip(batch, generations, strict=True):
                 results[i] = generation
             if shard:
@@ -165,6 +184,114 @@ def generate(
         if shard:
             shard.close()
     return results
+
+
+class PromptTooLongError(ValueError):
+    """A prompt that does not fit the model's context with its `max_new_tokens`."""
+
+
+def context_length(model) -> int | None:
+    """The model's context in tokens: `config.max_position_embeddings` (transformers), a backend's
+    `context_length`, or None when unknown."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return getattr(model, "context_length", None)
+
+
+def check_context(lengths: Sequence[int], max_new_tokens: int, context: int | None,
+                  prompt_ids: Sequence[str] | None = None) -> None:
+    """Raise PromptTooLongError naming every prompt whose tokens plus `max_new_tokens` exceed `context`."""
+    if context is None:
+        return
+    over = [i for i, n in enumerate(lengths) if n + max_new_tokens > context]
+    if over:
+        names = [f"{prompt_ids[i] if prompt_ids else f'prompt #{i}'} ({lengths[i]} tokens)" for i in over]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise PromptTooLongError(
+            f"{len(over)} prompt(s) do not fit the model's context of {context} tokens with max_new_tokens="
+            f"{max_new_tokens}: {shown}; shorten or drop them"
+        )
+
+
+FINGERPRINT_SUFFIX = ".fingerprint.json"
+
+
+def _digest(values: Sequence) -> str:
+    return hashlib.sha256(json.dumps(list(values), ensure_ascii=False).encode()).hexdigest()
+
+
+def model_identity(model) -> dict:
+    """What the loaded model itself tells about its outputs: class, checkpoint path, dtype and device type."""
+    if getattr(model, "generate_completions", None):
+        return {"class": type(model).__name__}
+    parameter = next(model.parameters())
+    return {"class": type(model).__name__, "name_or_path": str(getattr(model, "name_or_path", "")),
+            "dtype": str(parameter.dtype), "device": parameter.device.type}
+
+
+def shard_identity(model_dir: str | os.PathLike, adapters: Sequence[str | os.PathLike] = (),
+                   backend: str = "hf") -> dict:
+    """A shard fingerprint's `identity` for a prepared model: the weights' sha256 from model_info.json, the sha256
+    of each merged adapter's safetensors, and the backend."""
+    from caibase.models import load_model_info, weights_sha256
+
+    return {"model_sha256": load_model_info(model_dir)["sha256"],
+            "adapters": [weights_sha256(Path(adapter)) for adapter in adapters], "backend": backend}
+
+
+def shard_fingerprint(model, tokenizer, prompts: Sequence[str], seeds: Sequence[int], settings: GenerationSettings,
+                      identity: dict | None = None, encoded: Sequence[Sequence[int]] | None = None) -> dict:
+    """Everything a shard's batches depend on, JSON-normalized: prompts, their token ids (`encoded`, else
+    `encode_prompt` of each) and seeds (hashed), the settings, the model and tokenizer, and the caller's `identity`
+    of the weights."""
+    from caibase.models import encode_prompt
+
+    if encoded is None:
+        encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    fingerprint = {
+        "prompts_sha256": _digest(prompts), "n_prompts": len(prompts), "seeds_sha256": _digest(map(str, seeds)),
+        "token_ids_sha256": _digest(list(ids) for ids in encoded),
+        "settings": settings.asdict(), "model": model_identity(model),
+        "tokenizer": {"class": type(tokenizer).__name__, "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
+                      "vocab": len(tokenizer)},
+        "identity": identity or {},
+    }
+    return json.loads(json.dumps(fingerprint, sort_keys=True))
+
+
+def _shard_matches(shard_path, fingerprint: dict) -> bool:
+    """Whether an existing shard was written for `fingerprint`; if not, it is discarded (with a log line saying
+    why) and the new fingerprint is written, so the shard holds only batches of this run."""
+    shard_path = Path(shard_path)
+    fingerprint_path = Path(f"{shard_path}{FINGERPRINT_SUFFIX}")
+    old = None
+    if fingerprint_path.exists():
+        try:
+            old = json.loads(fingerprint_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            old = None
+    if old == fingerprint:
+        return True
+    if shard_path.exists():
+        if old is None:
+            why = f"it has no readable fingerprint {fingerprint_path.name}"
+        else:
+            changed = sorted(k for k in fingerprint.keys() | old.keys() if fingerprint.get(k) != old.get(k))
+            details = [f"{k} {old.get(k)} -> {fingerprint.get(k)}" for k in changed if k in ("settings", "model")]
+            why = f"its fingerprint differs in {', '.join(changed)}" + (f" ({'; '.join(details)})" if details else "")
+        log.warning("discarding the resume shard %s: %s", shard_path, why)
+        shard_path.unlink()
+    from caibase.artifacts import write_json
+
+    write_json(fingerprint_path, fingerprint)
+    return False
+
+
+def remove_shard(shard_path: str | os.PathLike) -> None:
+    """Remove a finished shard and its fingerprint."""
+    for path in (Path(shard_path), Path(f"{shard_path}{FINGERPRINT_SUFFIX}")):
+        path.unlink(missing_ok=True)
 
 
 def _read_shard(shard_path, results: list) -> set[int]:
@@ -185,8 +312,10 @@ def _read_shard(shard_path, results: list) -> set[int]:
     return done
 
 
-def _generate_batch(model, tokenizer, prompts, seeds, lengths, settings: GenerationSettings, device) -> list[Generation]:
-    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+def _generate_batch(model, tokenizer, encoded, seeds, settings: GenerationSettings, device) -> list[Generation]:
+    """`encoded`: each prompt's ids from `encode_prompt`, left-padded into one batch here."""
+    lengths = [len(ids) for ids in encoded]
+    enc = tokenizer.pad({"input_ids": [list(ids) for ids in encoded]}, padding=True, return_tensors="pt")
     enc = {k: v.to(device) for k, v in enc.items()}
     sampler = PerRowSampler(seeds, settings.temperature, settings.top_p)
     with torch.inference_mode():

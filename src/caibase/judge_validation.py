@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from caibase.artifacts import read_jsonl
-from caibase.judges import Judge, JudgeCache, judge_items
+from caibase.judges import FAILURES, Judge, JudgeCache, JudgeStageError, judge_items
 
 LABELS = ("refusal", "compliance")
 
@@ -120,3 +120,21 @@ def validate_judge(judge: Judge, datasets: dict[str, list[dict]], cache: JudgeCa
                      "pairwise_agreement": pairwise.get("pairwise_agreement", float("nan")),
                      "pair_ties": pairwise.get("pair_ties", float("nan"))})
     return records, rows
+
+
+def check_failures(records: Sequence[dict], max_failure_share: float) -> None:
+    """Raise JudgeStageError when, for any judge and dataset, judge failures (`api_error`, `parse_error`) exceed
+    `max_failure_share` of the items it judged, the same threshold as the judge stage
+    (`evaluation.max_judge_failure_share`): agreement over the few items left would not say how far to trust it."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        groups.setdefault((r["judge"], r["dataset"]), []).append(r["status"])
+    for (judge, dataset), statuses in sorted(groups.items()):
+        judged = [s for s in statuses if s != "skipped_degenerate"]
+        failures = sum(s in FAILURES for s in judged)
+        if judged and failures / len(judged) > max_failure_share:
+            kinds = {kind: judged.count(kind) for kind in FAILURES if kind in judged}
+            raise JudgeStageError(
+                f"judge {judge} on {dataset}: {failures}/{len(judged)} judge failures ({failures / len(judged):.0%}; "
+                f"{kinds}) exceed evaluation.max_judge_failure_share={max_failure_share:.0%}; see raw_judge_output"
+            )

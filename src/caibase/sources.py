@@ -19,6 +19,9 @@ CAI_PAPER_REPO = "anthropics/ConstitutionalHarmlessnessPaper"
 CAI_PAPER_COMMIT = "831f7813dbafab659a526d7452f7adeac464b796"
 HH_RLHF_REPO = "anthropics/hh-rlhf"
 HH_RLHF_COMMIT = "354e5c3cb8960630860dd5774a6ac2a58313bf4d"
+# The study this project replicates (no license: fetched, never copied; parsed with `ast` by caibase.seed2025).
+SEED_REPO = "bledden/cai-tinkerideas"
+SEED_COMMIT = "36042acb97ecd16165fa0fea0e2b40fb0b6b017e"
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,28 @@ SOURCES: dict[str, Source] = {
     # 1,992 of the 2,312 rows above, uncompressed; exists only in the CI mirror.
     "hh-rlhf-harmless-base/test-subset.jsonl": Source(
         None, None, None, "7bd029b9cb1903bd08c20c4cdf283911f67ca94aef5bcd7b81601acbcbcfe664"),
+    "seed-repo/src/config.py": Source(
+        SEED_REPO, SEED_COMMIT, "src/config.py", "63d9f352257b5e9d7a9c891c1ef522a18e8adc34d0853b9f5b61c18c55291179"),
+    "seed-repo/src/evaluation.py": Source(
+        SEED_REPO, SEED_COMMIT, "src/evaluation.py", "22c57265511787d29053fbda388b397c20877f5c8e6f4874f8f15a09f06292d4"),
+    "seed-repo/src/style_diversity_eval.py": Source(
+        SEED_REPO, SEED_COMMIT, "src/style_diversity_eval.py",
+        "4eba8e08161069e23a97d52907e0bb6852d78700b43a30f0c96a3eb6edd50427"),
 }
 
 
 class SourceError(RuntimeError):
     pass
+
+
+# Every source this process fetched: name -> its pin and where it was read from (see `fetched_sources`).
+_FETCHED: dict[str, dict] = {}
+
+
+def fetched_sources() -> dict[str, dict]:
+    """The sources fetched so far by this process, each with its sha256 (checked), upstream repo, commit and path,
+    and whether it was read from the mirror or from upstream: the provenance of the data a job used."""
+    return {name: dict(_FETCHED[name]) for name in sorted(_FETCHED)}
 
 
 def cache_dir() -> Path:
@@ -98,20 +118,38 @@ def fetch(name: str) -> Path:
     actual = sha256_file(path)
     if actual != source.sha256:
         raise SourceError(f"{path}: sha256 {actual} does not match the pinned {source.sha256}")
+    _FETCHED[name] = {"sha256": actual, "repo": source.repo, "commit": source.commit,
+                      "upstream_path": source.upstream_path, "url": source.url,
+                      "read_from": "mirror (CAI_DATA_MIRROR)" if mirror else "upstream (downloaded, cached)"}
     return path
 
 
+HH_RLHF_FULL = "hh-rlhf-harmless-base/test.jsonl.gz"
+HH_RLHF_SUBSET = "hh-rlhf-harmless-base/test-subset.jsonl"
+
+
+def hh_rlhf_harmless_source() -> str:
+    """Which HH-RLHF file this environment reads: the mirror's 1,992-row subset when the mirror holds it (and not
+    the full file), else upstream's 2,312-row file. Rows are selected by a stable key (caibase.prompts.hh_rlhf_key),
+    so both select the same rows wherever both hold them; which file was used is recorded (`fetched_sources`)."""
+    mirror = os.environ.get("CAI_DATA_MIRROR")
+    if mirror and not (Path(mirror) / HH_RLHF_FULL).is_file() and (Path(mirror) / HH_RLHF_SUBSET).is_file():
+        return HH_RLHF_SUBSET
+    return HH_RLHF_FULL
+
+
 def hh_rlhf_harmless_rows() -> list[dict]:
-    """HH-RLHF harmless-base test rows ({chosen, rejected}): upstream's gzip file, or the mirror's subset when only
-    that is mirrored."""
+    """HH-RLHF harmless-base test rows ({chosen, rejected}) from `hh_rlhf_harmless_source()`."""
     import gzip
 
-    mirror = os.environ.get("CAI_DATA_MIRROR")
-    subset = "hh-rlhf-harmless-base/test-subset.jsonl"
-    if mirror and (Path(mirror) / subset).is_file():
-        return read_jsonl(fetch(subset))
-    with gzip.open(fetch("hh-rlhf-harmless-base/test.jsonl.gz"), "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    name = hh_rlhf_harmless_source()
+    if name == HH_RLHF_SUBSET:
+        rows = read_jsonl(fetch(name))
+    else:
+        with gzip.open(fetch(name), "rt", encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+    _FETCHED[name]["rows"] = len(rows)
+    return rows
 
 
 def hhh_rows(sample: str) -> list[dict]:

@@ -2,11 +2,14 @@
 
 DPO trains a fresh LoRA adapter on top of the SFT policy (SFT adapter merged). TRL uses the same model with the
 adapter disabled as the reference, so the reference is exactly the frozen SFT policy and no second copy is held.
+Pairs with a soft label `p_chosen` train on the per-pair conservative DPO loss (`caibase.cdpo`, a small extension of
+TRL's DPOTrainer); pairs without one are ordinary DPO pairs.
 Only adapters are saved; `caibase.models.load_model(model_dir, adapters=[...])` rebuilds any policy.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pandas as pd
 from datasets import Dataset
 from peft import LoraConfig
 
-from caibase.artifacts import atomic_path
+from caibase.artifacts import atomic_path, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def _common_args(cfg: dict, seed: int, output_dir: Path, device: str, dtype: str
         warmup_steps=cfg.get("warmup_steps", 0),
         logging_steps=1,
         save_strategy="no",
-        report_to=[],
+        report_to=cfg.get("report_to", "none"),  # training.report_to; event files go to $TENSORBOARD_LOGGING_DIR
         seed=seed,
         data_seed=seed,
         use_cpu=device == "cpu",
@@ -55,31 +58,58 @@ def _save(trainer, adapter_dir: Path, history_csv: Path) -> None:
             with atomic_path(adapter_dir, directory=True) as tmp:
                 accelerator.unwrap_model(trainer.model).save_pretrained(tmp, state_dict=state_dict,
                                                                         safe_serialization=True)
+                _canonical_adapter_config(tmp)
                 _write_history(trainer, history_csv)
         accelerator.wait_for_everyone()
         return
     with atomic_path(adapter_dir, directory=True) as tmp:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
+        _canonical_adapter_config(tmp)
     _write_history(trainer, history_csv)
 
 
+def _canonical_adapter_config(adapter_dir: Path) -> None:
+    """PEFT saves `target_modules` from a set, in an order that depends on PYTHONHASHSEED: sort it, so identical
+    runs write identical bytes on any machine."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+
+
+# Columns of the trainer's log that measure the machine, not the training (they differ between identical runs).
+TIMING_COLUMNS = ("runtime", "per_second", "total_flos")
+
+
 def _write_history(trainer, history_csv: Path) -> None:
-    with atomic_path(history_csv) as tmp:
-        history = [row for row in trainer.state.log_history if "loss" in row or "eval_loss" in row]
-        pd.DataFrame(history).to_csv(tmp, index=False)
+    """Per-step training and dev metrics to `history_csv` (with its manifest); the timing columns to a sibling
+    `<name>.timing.csv`, so the history is byte-identical between identical runs."""
+    history = pd.DataFrame([row for row in trainer.state.log_history if "loss" in row or "eval_loss" in row])
+    timing = [c for c in history.columns if any(key in c for key in TIMING_COLUMNS)]
+    write_csv(history.drop(columns=timing), history_csv, float_format=None)
+    with atomic_path(history_csv.with_suffix(".timing.csv")) as tmp:
+        history[["step", *timing]].to_csv(tmp, index=False)
 
 
-def train_sft(model, tokenizer, records: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
-              work_dir: Path, device: str = "cpu", dtype: str = "float32"):
-    """records: {"prompt", "completion"}; loss on the completion only."""
-    from trl import SFTConfig, SFTTrainer
+def sft_args(cfg: dict, seed: int, work_dir: Path, device: str = "cpu", dtype: str = "float32"):
+    """TRL's SFTConfig for an `sft`/`slcai_sft` config section."""
+    from trl import SFTConfig
 
-    args = SFTConfig(
+    return SFTConfig(
         **_common_args(cfg, seed, work_dir, device, dtype),
         max_length=cfg["max_length"],
         completion_only_loss=True,
         packing=False,
     )
+
+
+def train_sft(model, tokenizer, records: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
+              work_dir: Path, device: str = "cpu", dtype: str = "float32"):
+    """records: {"prompt", "completion"}; loss on the completion only."""
+    from trl import SFTTrainer
+
+    args = sft_args(cfg, seed, work_dir, device, dtype)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tokenizer,
         peft_config=lora_config(cfg["lora"]),
@@ -99,30 +129,59 @@ def split_dev(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict]
     return shuffled[n_dev:], shuffled[:n_dev]
 
 
-def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
-              work_dir: Path, device: str = "cpu", dtype: str = "float32", dev_pairs: list[dict] = ()):
-    """pairs: {"prompt", "chosen", "rejected"}; `model` is the SFT policy, which TRL also uses as the reference.
-    With `dev_pairs`, DPO metrics on them are logged every `eval_steps` steps."""
-    from trl import DPOConfig, DPOTrainer
-
-    def as_dataset(items):
-        return Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in items])
+def dpo_args(cfg: dict, seed: int, work_dir: Path, device: str = "cpu", dtype: str = "float32",
+             evaluate: bool = False):
+    """TRL's DPOConfig for a `dpo` config section (`evaluate`: there are dev pairs). TRL's default loss (sigmoid)
+    is kept; soft labels enter per pair through `caibase.cdpo`, not through TRL's global `label_smoothing`."""
+    from trl import DPOConfig
 
     evaluation = dict(eval_strategy="steps", eval_steps=cfg.get("eval_steps", 10),
-                      per_device_eval_batch_size=cfg["batch_size"]) if dev_pairs else {}
-    args = DPOConfig(
+                      per_device_eval_batch_size=cfg["batch_size"]) if evaluate else {}
+    return DPOConfig(
         **_common_args(cfg, seed, work_dir, device, dtype),
         **evaluation,
         beta=cfg["beta"],
-        label_smoothing=cfg.get("label_smoothing", 0.0),
         # Reference log-probs once, up front (adapter disabled = the SFT policy): no reference pass per step.
         precompute_ref_log_probs=cfg.get("precompute_ref_log_probs", True),
         max_length=cfg["max_length"],
     )
-    trainer = DPOTrainer(
+
+
+def with_soft_labels(pairs: list[dict], mode: str) -> list[dict]:
+    """`dpo.soft_labels`: `cdpo` keeps each pair's `p_chosen` (per-pair conservative DPO); `hard` drops it."""
+    if mode == "cdpo":
+        return list(pairs)
+    if mode == "hard":
+        return [{k: v for k, v in p.items() if k != "p_chosen"} for p in pairs]
+    raise ValueError(f"dpo.soft_labels must be cdpo or hard, not {mode!r}")
+
+
+def preference_dataset(pairs: list[dict]) -> Dataset:
+    """prompt/chosen/rejected, plus `p_chosen` (the soft label; 1.0 where a pair has none) when any pair has one.
+    Without soft labels the dataset is exactly what plain DPO trains on."""
+    columns = ["prompt", "chosen", "rejected"]
+    if any("p_chosen" in p for p in pairs):
+        rows = [{**{k: p[k] for k in columns}, "p_chosen": float(p.get("p_chosen", 1.0))} for p in pairs]
+        bad = [r["p_chosen"] for r in rows if not 0.0 <= r["p_chosen"] <= 1.0]
+        if bad:
+            raise ValueError(f"p_chosen must lie in [0, 1]; got {bad[:5]}")
+        return Dataset.from_list(rows)
+    return Dataset.from_list([{k: p[k] for k in columns} for p in pairs])
+
+
+def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter_dir: Path, history_csv: Path,
+              work_dir: Path, device: str = "cpu", dtype: str = "float32", dev_pairs: list[dict] = ()):
+    """pairs: {"prompt", "chosen", "rejected"} and optionally "p_chosen", the probability that `chosen` is the
+    better response; `model` is the SFT policy, which TRL also uses as the reference. Pairs with `p_chosen` < 1
+    train on the per-pair conservative DPO loss (`caibase.cdpo`); pairs without it are ordinary DPO pairs.
+    With `dev_pairs`, DPO metrics on them are logged every `eval_steps` steps."""
+    from caibase.cdpo import SoftLabelDPOTrainer
+
+    args = dpo_args(cfg, seed, work_dir, device, dtype, evaluate=bool(dev_pairs))
+    trainer = SoftLabelDPOTrainer(
         model=model, ref_model=None, args=args, processing_class=tokenizer,
-        train_dataset=as_dataset(pairs),
-        eval_dataset=as_dataset(dev_pairs) if dev_pairs else None,
+        train_dataset=preference_dataset(pairs),
+        eval_dataset=preference_dataset(dev_pairs) if dev_pairs else None,
         peft_config=lora_config(cfg["lora"]),
     )
     trainer.train()

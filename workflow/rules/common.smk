@@ -1,10 +1,13 @@
+import shutil
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
-from caibase.config import ConfigError, check_config, prompt_set_paths
+from caibase.config import ConfigError, check_config, prompt_set_paths, prompt_set_specs, seed_prompt_set_file
 from caibase.config import stage_resources as _stage_resources
 from caibase.data_scale import POLICY_OF_PAIRS, parse_sweep_policy, sweep_policy
+from caibase.fingerprint import job_config, library_fingerprint
 
 REPO = Path(workflow.basedir)
 
@@ -17,13 +20,17 @@ OUT = f"results/{config['run_name']}"
 SEEDS = config["seeds"]
 CONDITIONS = config["evaluation"]["conditions"]
 SOURCE_PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config, REPO).items()}
+# `seed-2025:<set>` prompt sets: written by the rule seed_prompt_set (workflow/rules/prompts.smk) from the pinned study.
+SEED_PROMPT_SETS = {name: spec.split(":", 1)[1] for name, spec in prompt_set_specs(config).items()
+                    if spec.startswith("seed-2025:")}
+SEED_PROTOCOL = config["prompts"].get("seed_protocol", "held_out")
+SOURCE_PROMPT_FILES |= {name: seed_prompt_set_file(config, seed_set) for name, seed_set in SEED_PROMPT_SETS.items()}
 EVAL_SETS = list(config["prompts"]["eval"])
 # The red-team set is built per run (limit, optional HH-RLHF prompts); the others are used as shipped.
 PROMPT_FILES = {**SOURCE_PROMPT_FILES, "redteam_train": f"{OUT}/prompts/redteam_train.jsonl"}
 SWEEP = config["dpo"]["sweep"]
 SWEEP_POLICIES = [sweep_policy(pairs, n) for pairs in SWEEP["pairs"] for n in SWEEP["sizes"]]
 CONTAINER = config["container"]
-ENV = "../envs/caibase.yaml"
 
 
 wildcard_constraints:
@@ -46,6 +53,13 @@ def policy_adapters(wildcards):
         "dpo_aif": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/ai-feedback/adapter"],
         "instruct_ref": [],  # the prepared instruct model, prompted with its chat template
     }[wildcards.policy]
+
+
+def job_params(script, *config_keys):
+    """What a job depends on besides its input files, passed as params so that a change reruns it (and, through
+    their inputs, its descendants): `config`, the config sections or dotted keys its script reads (it reads no
+    other), and `library`, a fingerprint of the caibase modules the script imports (see caibase.fingerprint)."""
+    return {"config": job_config(config, *config_keys), "library": library_fingerprint(script)}
 
 
 def stage_resources(stage):
@@ -77,15 +91,62 @@ def data_scale_points():
     return points
 
 
+def paper_pdf_wanted():
+    """Whether the paper's PDF is a target (and so a `--report` item): when latexmk is on PATH, or when the PDF
+    already exists (e.g. pulled). Checked once, at parse time; without TeX everything else still runs and reports."""
+    pdf = f"{OUT}/paper/main.pdf"
+    if LATEXMK or Path(pdf).exists():
+        return True
+    logger.info(f"latexmk not found on PATH: {pdf} is left out of the targets and of `snakemake --report` "
+                "(install TeX Live with latexmk and pdflatex to build the paper)")
+    return False
+
+
+LATEXMK = shutil.which("latexmk")
+PAPER_PDF = paper_pdf_wanted()
+
+
 def final_outputs():
     return [
         f"{OUT}/tables/summary_by_condition.csv",
         f"{OUT}/tables/per_seed.csv",
         f"{OUT}/metrics.json",
         f"{OUT}/tables/judge_agreement.csv",
-        f"{OUT}/paper/main.pdf",
+        f"{OUT}/prompts/sources.json",
+        f"{OUT}/paper/published.json",  # with the generated tables and figures: the write-up's parts, TeX or not
+        f"{OUT}/paper/generated/tables",
+        f"{OUT}/paper/generated/figures",
+        *([f"{OUT}/paper/main.pdf"] if PAPER_PDF else []),
         *([f"{OUT}/tables/data_scale.csv"] if SWEEP_POLICIES else []),
         *([f"{config['report']['publish_dir']}/published.json"] if config["report"]["publish_dir"] else []),
     ]
 
 
+def seed_study_summary():
+    """At parse time (so a dry run shows it): the sizes of the replicated study's sets and principles this config
+    uses, when its pinned files are at hand (mirror or cache); otherwise the rule fetches them when it runs."""
+    if not SEED_PROMPT_SETS and config["constitution"] != "seed-2025":
+        return
+    from caibase.seed2025 import SeedSourceError, load_study, prompt_set_records
+    from caibase.sources import SourceError
+
+    try:
+        study = load_study()
+    except (SourceError, SeedSourceError) as err:
+        logger.warning(f"seed-2025: the study's files are not available yet ({err}); rule seed_prompt_set fetches them")
+        return
+    logger.info(f"seed-2025 (bledden/cai-tinkerideas, pinned): {study.summary()}")
+    used = ", ".join(f"{name}={len(prompt_set_records(seed_set, SEED_PROTOCOL, study))}"
+                     for name, seed_set in SEED_PROMPT_SETS.items())
+    logger.info(f"seed-2025 prompt sets of this run (prompts.seed_protocol={SEED_PROTOCOL}): {used}")
+
+
+def published_sources(wildcards):
+    """verify's inputs: exactly the files published.json names as sources (the raw records before it exists;
+    PUBLISHED and RAW_RECORDS are defined in report.smk)."""
+    if not Path(PUBLISHED).is_file():
+        return [path for paths in RAW_RECORDS.values() for path in ([paths] if isinstance(paths, str) else paths)]
+    import json
+
+    numbers = json.loads(Path(PUBLISHED).read_text(encoding="utf-8"))["numbers"]
+    return sorted({source for number in numbers for source in number["sources"]})

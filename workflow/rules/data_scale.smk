@@ -4,6 +4,7 @@ use rule dpo as dpo_subsample with:
         history=f"{OUT}/seed{{seed}}/dpo/{{pairs}}/n{{n_pairs}}/history.csv",
     params:
         n_pairs=lambda wildcards: int(wildcards.n_pairs),
+        **job_params("scripts/train_dpo.py", "model", "device", "training", "dpo"),
     log:
         f"{OUT}/logs/seed{{seed}}/dpo_{{pairs}}_n{{n_pairs}}.log",
     benchmark:
@@ -25,10 +26,9 @@ rule data_scale:
         points=data_scale_points(),
         eval_sets=SWEEP["eval_sets"],
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
+        **job_params("scripts/data_scale.py"),
     log:
         f"{OUT}/logs/data_scale.log",
-    conda:
-        ENV
     container:
         CONTAINER
     script:

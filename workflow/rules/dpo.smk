@@ -6,6 +6,8 @@ rule dpo:
     output:
         adapter=directory(f"{OUT}/seed{{seed}}/dpo/{{pairs}}/adapter"),
         history=f"{OUT}/seed{{seed}}/dpo/{{pairs}}/history.csv",
+    params:
+        **job_params("scripts/train_dpo.py", "model", "device", "training", "dpo", "-dpo.sweep"),
     log:
         f"{OUT}/logs/seed{{seed}}/dpo_{{pairs}}.log",
     benchmark:
@@ -13,8 +15,6 @@ rule dpo:
     resources:
         **stage_resources("train"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:

@@ -13,6 +13,8 @@ rule judge:
         judged=f"{OUT}/seed{{seed}}/eval/{{policy}}/judged.jsonl",
     params:
         cache_dir=f"{OUT}/judge_cache",
+        **job_params("scripts/judge.py", "run_name", "evaluation.judge", "evaluation.score_judge",
+                     "evaluation.max_judge_failure_share", "evaluation.max_degenerate_share"),
     log:
         f"{OUT}/logs/seed{{seed}}/judge_{{policy}}.log",
     threads: config["threads"]
@@ -20,8 +22,6 @@ rule judge:
         benchmark_file("seed{seed}/judge_{policy}")
     resources:
         **stage_resources("judge"),
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -39,6 +39,8 @@ rule validate_judges:
         judges=VALIDATED_JUDGES,
         validation=config["evaluation"]["judge_validation"],
         cache_dir=f"{OUT}/judge_cache",
+        max_failure_share=config["evaluation"]["max_judge_failure_share"],
+        **job_params("scripts/validate_judges.py"),
     log:
         f"{OUT}/logs/validate_judges.log",
     benchmark:
@@ -46,8 +48,6 @@ rule validate_judges:
     resources:
         **stage_resources("judge"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:

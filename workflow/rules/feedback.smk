@@ -7,6 +7,7 @@ rule validate_feedback_model:
         summary=f"{OUT}/feedback/validation/summary.json",
     params:
         feedback=config["feedback"],
+        **job_params("scripts/validate_feedback_model.py", "model", "device", "constitution"),
     log:
         f"{OUT}/logs/validate_feedback_model.log",
     benchmark:
@@ -14,8 +15,6 @@ rule validate_feedback_model:
     resources:
         **stage_resources("feedback"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -31,6 +30,7 @@ rule ai_feedback_labels:
         pairs=f"{OUT}/seed{{seed}}/pairs/ai-feedback.jsonl",
     params:
         feedback=config["feedback"],
+        **job_params("scripts/ai_feedback_labels.py", "model", "device", "constitution"),
     log:
         f"{OUT}/logs/seed{{seed}}/ai_feedback_labels.log",
     benchmark:
@@ -38,8 +38,6 @@ rule ai_feedback_labels:
     resources:
         **stage_resources("feedback"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:

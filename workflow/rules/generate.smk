@@ -12,6 +12,7 @@ rule generate_redteam:
         limit=None,
         n_samples=2 if "dpo_aif" in CONDITIONS else 1,  # AI feedback compares two samples
         sampling=config["generation"],
+        **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
     log:
         f"{OUT}/logs/seed{{seed}}/generate_redteam.log",
     benchmark:
@@ -19,8 +20,6 @@ rule generate_redteam:
     resources:
         **stage_resources("generate"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -41,6 +40,7 @@ rule generate_eval:
         limit={name: config["prompts"]["eval_limits"].get(name, config["prompts"]["eval_limit"]) for name in EVAL_SETS},
         n_samples=config["evaluation"]["samples_per_prompt"],
         sampling=config["evaluation"]["sampling"],
+        **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
     log:
         f"{OUT}/logs/seed{{seed}}/generate_eval_{{policy}}.log",
     benchmark:
@@ -48,8 +48,6 @@ rule generate_eval:
     resources:
         **stage_resources("generate"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:

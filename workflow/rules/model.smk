@@ -1,6 +1,8 @@
 rule prepare_model:
     output:
         info=f"{OUT}/model/model_info.json",
+    params:
+        **job_params("scripts/prepare_model.py", "model"),
     log:
         f"{OUT}/logs/prepare_model.log",
     benchmark:
@@ -8,8 +10,6 @@ rule prepare_model:
     resources:
         **stage_resources("prepare_model"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:

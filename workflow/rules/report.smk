@@ -5,17 +5,17 @@ rule aggregate:
         feedback=[rules.validate_feedback_model.output.summary] if config["feedback"]["validate"] else [],
         judge_agreement=rules.validate_judges.output.table,
     output:
-        summary=f"{OUT}/tables/summary_by_condition.csv",
+        summary=report(f"{OUT}/tables/summary_by_condition.csv", caption="../report/summary.rst", category="Results"),
         per_seed=f"{OUT}/tables/per_seed.csv",
         paired=f"{OUT}/tables/paired_differences.csv",
         status=f"{OUT}/tables/judge_status.csv",
-        metrics=f"{OUT}/metrics.json",
+        metrics=report(f"{OUT}/metrics.json", caption="../report/metrics.rst", category="Results"),
     params:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
+        **job_params("scripts/aggregate.py", "run_name", "seeds", "evaluation.conditions",
+                     "evaluation.samples_per_prompt"),
     log:
         f"{OUT}/logs/aggregate.log",
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -59,10 +59,12 @@ rule publish_numbers:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         judged_path=lambda wildcards: str(rules.judge.output.judged),  # {seed}, {policy} filled in by the script
         sweep_eval_sets=SWEEP["eval_sets"],
+        **job_params("scripts/publish_numbers.py", "run_name", "seeds", "device", "evaluation.conditions",
+                     "evaluation.samples_per_prompt", "prompts.eval_limit", "prompts.eval_limits",
+                     "prompts.redteam_limit", "prompts.redteam_hh_rlhf", "dpo.beta", "dpo.max_steps",
+                     "critique.rounds"),
     log:
         f"{OUT}/logs/publish_numbers.log",
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -81,10 +83,10 @@ rule render_report:
                       caption="../report/tables.rst", category="Tables"),
         figures=report(directory(f"{PAPER}/generated/figures"), patterns=["{name}.png"],
                        caption="../report/figures.rst", category="Figures"),
+    params:
+        **job_params("scripts/render_report.py"),
     log:
         f"{OUT}/logs/render_report.log",
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -100,10 +102,10 @@ rule paper:
         figures=rules.render_report.output.figures,
     output:
         pdf=report(f"{PAPER}/main.pdf", caption="../report/paper.rst", category="Paper"),
+    params:
+        **job_params("scripts/build_paper.py"),
     log:
         f"{OUT}/logs/paper.log",
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -121,31 +123,29 @@ if PUBLISH_DIR:
         output:
             published=PUBLISHED,
             generated=directory(f"{PUBLISH_DIR}/generated"),
+        params:
+            **job_params("scripts/publish_reference.py"),
         log:
             f"{OUT}/logs/publish_reference.log",
-        conda:
-            ENV
         container:
             CONTAINER
-        shell:
-            "(rm -rf {output.generated} && mkdir -p {output.generated} && cp {input.macros} {output.generated}/ "
-            "&& cp -r {input.tables} {input.figures} {output.generated}/ && cp {input.published} {output.published}) "
-            "> {log} 2>&1"
+        script:
+            "../../scripts/publish_reference.py"
 
 
 # Reviewers: recompute every published number from the raw records, without running anything upstream.
 #   snakemake --cores 1 verify --allowed-rules verify --forcerun verify     (= make verify)
 rule verify:
     input:
-        **RAW_RECORDS,
+        records=published_sources,
         published=PUBLISHED,
         macros=f"{PUBLISH_DIR or PAPER}/generated/macros.tex",  # a path, not a rule's output: verify runs nothing else
     output:
         report=f"{OUT}/verify/verify.txt",
+    params:
+        **job_params("scripts/verify.py"),
     log:
         f"{OUT}/verify/verify.log",  # outside the DVC-tracked logs/: verifying must not change pulled artifacts
-    conda:
-        ENV
     container:
         CONTAINER
     script:

@@ -8,6 +8,7 @@ rule sft:
         history=f"{OUT}/seed{{seed}}/sft/history.csv",
     params:
         trainer=config["sft"],
+        **job_params("scripts/train_sft.py", "model", "device", "training"),
     log:
         f"{OUT}/logs/seed{{seed}}/sft.log",
     benchmark:
@@ -15,8 +16,6 @@ rule sft:
     resources:
         **stage_resources("train"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:

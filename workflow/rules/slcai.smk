@@ -6,6 +6,9 @@ rule critique_revise:
     output:
         revisions=f"{OUT}/seed{{seed}}/slcai/revisions.jsonl",
         summary=f"{OUT}/seed{{seed}}/slcai/degenerate.json",
+    params:
+        **job_params("scripts/critique_revise.py", "model", "device", "generation.backend", "critique",
+                     "constitution"),
     log:
         f"{OUT}/logs/seed{{seed}}/critique_revise.log",
     benchmark:
@@ -13,8 +16,6 @@ rule critique_revise:
     resources:
         **stage_resources("critique"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -27,10 +28,10 @@ rule preference_pairs:
     output:
         pairs=f"{OUT}/seed{{seed}}/pairs/revision.jsonl",
         excluded=f"{OUT}/seed{{seed}}/pairs/revision.excluded.jsonl",
+    params:
+        **job_params("scripts/preference_pairs.py"),
     log:
         f"{OUT}/logs/seed{{seed}}/preference_pairs.log",
-    conda:
-        ENV
     container:
         CONTAINER
     script:
@@ -48,6 +49,7 @@ rule slcai_sft:
     params:
         trainer=config["slcai_sft"],
         all_revisions=config["slcai_sft"]["all_revisions"],
+        **job_params("scripts/train_sft.py", "model", "device", "training"),
     log:
         f"{OUT}/logs/seed{{seed}}/slcai_sft.log",
     benchmark:
@@ -55,8 +57,6 @@ rule slcai_sft:
     resources:
         **stage_resources("train"),
     threads: config["threads"]
-    conda:
-        ENV
     container:
         CONTAINER
     script:
