@@ -40,59 +40,19 @@ import yaml  # noqa: E402
 from caibase.artifacts import write_json  # noqa: E402
 from caibase.critique import preference_pairs  # noqa: E402
 from caibase.metrics import paired_table, summarize  # noqa: E402
-from caibase.prompts import (PromptSet, _shingles, find_contamination, first_human_turn, hh_rlhf_id,  # noqa: E402
-                             hh_rlhf_key, hh_rlhf_redteam_records, load_prompt_set, normalize)
+from caibase.prompts import (PromptSet, find_contamination, hh_rlhf_redteam_records, load_prompt_set,  # noqa: E402
+                             normalize, quadratic_clash, quadratic_find_contamination)
 from caibase.provenance import REPO_ROOT, code_version  # noqa: E402
 
 # --- the quadratic check as it was before the index: every pair normalized and compared ---
 
 
-def quadratic_near_duplicate(a: str, b: str, threshold: float = 0.7) -> bool:
-    na, nb = normalize(a), normalize(b)
-    if na == nb:
-        return True
-    sa, sb = _shingles(na), _shingles(nb)
-    return len(sa & sb) / len(sa | sb) >= threshold
-
-
-def quadratic_find_contamination(sets, threshold=0.7):
-    hits = []
-    for first, second in itertools.combinations(sets, 2):
-        if first.split == second.split:
-            continue
-        train, evaluation = (first, second) if first.split == "train" else (second, first)
-        for t in train.records:
-            for e in evaluation.records:
-                if quadratic_near_duplicate(t["prompt"], e["prompt"], threshold):
-                    hits.append({"train_set": train.name, "train_id": t["id"], "eval_set": evaluation.name,
-                                 "eval_id": e["id"], "train_prompt": t["prompt"], "eval_prompt": e["prompt"]})
-    return hits
-
-
-def quadratic_redteam_records(rows, limit, exclude, threshold=0.7, max_chars=400, only=None):
-    """The pool build as it was; with `only` (a set of row indices), the near-duplicate test runs for those rows
-    alone (a sample for timing: each row's test is independent of the others')."""
-    records, dropped, seen = [], [], set()
-    for index in sorted(range(len(rows)), key=lambda i: hh_rlhf_key(rows[i])):
-        if len(records) >= limit:
-            break
-        row = rows[index]
-        prompt = first_human_turn(row["chosen"])
-        key = normalize(prompt)
-        if not key or len(prompt) > max_chars or key in seen:
-            continue
-        seen.add(key)
-        if only is not None and index not in only:
-            continue
-        clash = next((f"{s.name}/{r['id']}" for s in exclude for r in s.records
-                      if quadratic_near_duplicate(prompt, r["prompt"], threshold)), None)
-        if clash:
-            dropped.append({"row": index, "id": hh_rlhf_id("hh-rlhf-harmless-test", row), "prompt": prompt,
-                            "near_duplicate_of": clash})
-            continue
-        records.append({"id": hh_rlhf_id("hh-rlhf-harmless-test", row), "category": "hh-rlhf", "split": "train",
-                        "prompt": prompt})
-    return records, dropped
+def quadratic_redteam_records(rows, limit, exclude, threshold=0.7, only=None):
+    """The pool build as it was (the quadratic clash test); with `only` (a set of row indices), the test runs for
+    those rows alone (a sample for timing: each row's test is independent of the others')."""
+    clash = quadratic_clash(exclude, threshold)
+    return hh_rlhf_redteam_records(rows, limit, exclude, threshold,
+                                   clash_of=lambda i, prompt: clash(i, prompt) if only is None or i in only else None)
 
 
 # --- synthetic data ---

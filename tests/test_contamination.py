@@ -5,14 +5,13 @@ import math
 import random
 import time
 from functools import lru_cache
-from itertools import combinations
 
 import pytest
 
 from caibase.config import prompt_set_paths
 from caibase.prompts import (NearDuplicateIndex, PromptSet, _shingles, find_contamination, first_human_turn,
-                             hh_rlhf_id, hh_rlhf_key, hh_rlhf_redteam_records, load_prompt_set, near_duplicate,
-                             normalize)
+                             hh_rlhf_redteam_records, load_prompt_set, near_duplicate, normalize, quadratic_clash,
+                             quadratic_find_contamination)
 from conftest import load_config
 
 
@@ -33,39 +32,12 @@ def _reference_near_duplicate(a, b, threshold=0.7):
 
 
 def _reference_find_contamination(sets, threshold=0.7):
-    hits = []
-    for first, second in combinations(sets, 2):
-        if first.split == second.split:
-            continue
-        train, evaluation = (first, second) if first.split == "train" else (second, first)
-        for t in train.records:
-            for e in evaluation.records:
-                if _reference_near_duplicate(t["prompt"], e["prompt"], threshold):
-                    hits.append({"train_set": train.name, "train_id": t["id"], "eval_set": evaluation.name,
-                                 "eval_id": e["id"], "train_prompt": t["prompt"], "eval_prompt": e["prompt"]})
-    return hits
+    return quadratic_find_contamination(sets, threshold, near=_reference_near_duplicate)
 
 
 def _reference_hh_rlhf_redteam_records(rows, limit, exclude, threshold=0.7, max_chars=400):
-    records, dropped, seen = [], [], set()
-    for index in sorted(range(len(rows)), key=lambda i: hh_rlhf_key(rows[i])):
-        if len(records) >= limit:
-            break
-        row = rows[index]
-        prompt = first_human_turn(row["chosen"])
-        key = normalize(prompt)
-        if not key or len(prompt) > max_chars or key in seen:
-            continue
-        seen.add(key)
-        clash = next((f"{s.name}/{r['id']}" for s in exclude for r in s.records
-                      if _reference_near_duplicate(prompt, r["prompt"], threshold)), None)
-        if clash:
-            dropped.append({"row": index, "id": hh_rlhf_id("hh-rlhf-harmless-test", row), "prompt": prompt,
-                            "near_duplicate_of": clash})
-            continue
-        records.append({"id": hh_rlhf_id("hh-rlhf-harmless-test", row), "category": "hh-rlhf", "split": "train",
-                        "prompt": prompt})
-    return records, dropped
+    return hh_rlhf_redteam_records(rows, limit, exclude, threshold, max_chars,
+                                   clash_of=quadratic_clash(exclude, threshold, near=_reference_near_duplicate))
 
 
 def prompt_set(name, split, prompts):

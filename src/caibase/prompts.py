@@ -220,6 +220,28 @@ def find_contamination(sets: list[PromptSet], threshold: float = 0.7) -> list[di
     return hits
 
 
+def quadratic_find_contamination(sets: list[PromptSet], threshold: float = 0.7, near=near_duplicate) -> list[dict]:
+    """The reference check `find_contamination` must equal: `near` on every (train, eval) pair, same output and
+    order. Quadratic (hours at 10^5 prompts); kept for tests and benchmarks/bench_data.py."""
+    hits = []
+    for first, second in combinations(sets, 2):
+        if first.split == second.split:
+            continue
+        train, evaluation = (first, second) if first.split == "train" else (second, first)
+        for t in train.records:
+            for e in evaluation.records:
+                if near(t["prompt"], e["prompt"], threshold):
+                    hits.append({"train_set": train.name, "train_id": t["id"], "eval_set": evaluation.name,
+                                 "eval_id": e["id"], "train_prompt": t["prompt"], "eval_prompt": e["prompt"]})
+    return hits
+
+
+def quadratic_clash(exclude: list[PromptSet], threshold: float = 0.7, near=near_duplicate):
+    """The reference `clash_of` for `hh_rlhf_redteam_records`: the first excluded prompt `near` a row's prompt."""
+    return lambda _index, prompt: next((f"{s.name}/{r['id']}" for s in exclude for r in s.records
+                                        if near(prompt, r["prompt"], threshold)), None)
+
+
 def first_human_turn(transcript: str) -> str:
     """The first `Human:` turn of an HH-RLHF transcript (`\\n\\nHuman: ...\\n\\nAssistant: ...`)."""
     match = re.search(r"Human:(.*?)(?:\n\nAssistant:|$)", transcript, flags=re.S)
@@ -242,13 +264,21 @@ def hh_rlhf_id(prefix: str, row: dict) -> str:
 
 
 def hh_rlhf_redteam_records(rows: list[dict], limit: int, exclude: list[PromptSet], threshold: float = 0.7,
-                            max_chars: int = 400) -> tuple[list[dict], list[dict]]:
+                            max_chars: int = 400, clash_of=None) -> tuple[list[dict], list[dict]]:
     """Up to `limit` red-team training prompts from HH-RLHF transcripts (first Human turn), in the stable order of
     `hh_rlhf_key`, unique after normalization, and not near-duplicating any prompt in `exclude` (`near_duplicate`,
     through one `NearDuplicateIndex` of `exclude`; a dropped row names the first such prompt); also returns the
-    dropped ones (`row`: the index in `rows`)."""
-    excluded = [f"{s.name}/{r['id']}" for s in exclude for r in s.records]
-    index_of_excluded = NearDuplicateIndex([r["prompt"] for s in exclude for r in s.records], threshold)
+    dropped ones (`row`: the index in `rows`). `clash_of(row_index, prompt)` replaces the index (tests, benchmarks:
+    `quadratic_clash`)."""
+    if clash_of is None:
+        excluded = [f"{s.name}/{r['id']}" for s in exclude for r in s.records]
+        index_of_excluded = NearDuplicateIndex([r["prompt"] for s in exclude for r in s.records], threshold)
+
+        def clash_of(_index, prompt):
+            key = normalize(prompt)
+            matches = index_of_excluded.matches_prepared(key, _shingles(key))
+            return excluded[matches[0]] if matches else None
+
     records, dropped, seen = [], [], set()
     for index in sorted(range(len(rows)), key=lambda i: hh_rlhf_key(rows[i])):
         if len(records) >= limit:
@@ -259,8 +289,7 @@ def hh_rlhf_redteam_records(rows: list[dict], limit: int, exclude: list[PromptSe
         if not key or len(prompt) > max_chars or key in seen:
             continue
         seen.add(key)
-        matches = index_of_excluded.matches_prepared(key, _shingles(key))
-        clash = excluded[matches[0]] if matches else None
+        clash = clash_of(index, prompt)
         if clash:
             dropped.append({"row": index, "id": hh_rlhf_id("hh-rlhf-harmless-test", row), "prompt": prompt,
                             "near_duplicate_of": clash})
