@@ -85,3 +85,26 @@ def test_ci_builds_this_dockerfile_against_a_local_bookworm_base():
     assert "snakemake --cores 2 --configfile config/smoke.yaml" in script
     assert ".ci/build_container.sh" in (REPO / ".ci" / "run").read_text()
     assert subprocess.run(["bash", "-n", str(REPO / ".ci" / "build_container.sh")]).returncode == 0
+
+
+def test_the_build_context_leaves_out_credentials_environments_and_results():
+    """.dockerignore: DVC credentials (.dvc/config.local, where the README puts them), virtual environments, results
+    and caches never reach the image."""
+    patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert {".dvc/config.local", ".dvc/cache", "**/.venv", "results", "**/.env", "**/.netrc", ".git"} <= patterns
+
+
+def test_torch_is_hash_pinned_for_every_variant():
+    makefile = (REPO / "Makefile").read_text()
+    assert "--require-hashes -r $(TORCH_LOCK)" in makefile and "TORCH_LOCK    := requirements-torch-$(TORCH_VARIANT).lock" in makefile
+    for variant in ("cpu", "cuda"):
+        lock = (REPO / f"requirements-torch-{variant}.lock").read_text()
+        pinned = re.findall(r"^([a-z0-9-]+)==\S+ \\\n(?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", lock, flags=re.M)
+        assert "torch" in pinned, variant
+        names = re.findall(r"^([a-z0-9-]+)==", lock, flags=re.M)
+        assert names == pinned, f"{variant}: every package has a sha256 ({set(names) - set(pinned)} lack one)"
+    cuda = re.findall(r"^([a-z0-9-]+)==", (REPO / "requirements-torch-cuda.lock").read_text(), flags=re.M)
+    assert "triton" in cuda and any(name.startswith("nvidia-") for name in cuda)
+    copies = " ".join(value for kind, value in instructions() if kind == "COPY")
+    assert "requirements-torch-cpu.lock" in copies and "requirements-torch-cuda.lock" in copies
