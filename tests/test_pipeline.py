@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from caibase.artifacts import write_manifest
 from caibase.metrics import is_rate
 from caibase.report import shown_metrics
 from conftest import REPO, load_config, snakemake_bin
@@ -310,9 +311,13 @@ def test_verify_fails_on_a_deleted_record(smoke_copy):
     path.write_text("".join(lines[:dropped] + lines[dropped + 1:]))
     result = verify(smoke_copy)
     assert result.returncode != 0
+    assert re.search(rf"^FAIL  summary/base/asr_jailbreak/mean .*judged.jsonl: {len(lines) - 1} records .*manifest says "
+                     rf"{len(lines)} records", result.stdout, flags=re.M), result.stdout[-3000:]
+    assert re.search(r"^PASS  feedback/hhh/accuracy ", result.stdout, flags=re.M)
+    write_manifest(path)  # file and manifest changed together: the record count still differs from the published one
+    result = verify(smoke_copy)
     assert re.search(r"^FAIL  summary/base/asr_jailbreak/mean .*read \d+ records, published from",
                      result.stdout, flags=re.M), result.stdout[-3000:]
-    assert re.search(r"^PASS  feedback/hhh/accuracy ", result.stdout, flags=re.M)
 
 
 def test_verify_fails_on_a_changed_published_number(smoke_copy):
@@ -489,6 +494,11 @@ def test_reviewer_path_push_clone_pull_has_nothing_to_do(smoke_run, tmp_path):
     offline = tmp_path / "offline"
     git("clone", "-q", str(origin), str(offline), cwd=tmp_path)
     assert not (offline / "results" / "smoke" / "seed1" / "dpo" / "revision" / "adapter").exists()
+    # The reference config publishes published.json and macros.tex to paper/, in git; the smoke config has no
+    # publish_dir, so they stay in its DVC-cached paper/ folder: place them as a commit of paper/ would.
+    for name in ("paper/published.json", "paper/generated/macros.tex"):
+        (offline / "results" / "smoke" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(out / name, offline / "results" / "smoke" / name)
     venv = Path(snakemake_bin()).parent.parent
     recipe = run(["make", "-s", "-n", "verify", "CONFIG=config/smoke.yaml", f"VENV={venv}"], offline).stdout
     verify_offline = run(["bash", "-c", recipe.strip().splitlines()[-1]], offline, ok=False)
