@@ -8,6 +8,7 @@ samples, then over prompts) and `*_at_k` the share of prompts where any of the k
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -71,15 +72,34 @@ def is_binary(metric: Metric, judged: pd.DataFrame) -> bool:
     return metric.field in ("attack_success", "refused") and (metric.per_prompt == "max" or one_sample)
 
 
+def _pivots(ok: pd.DataFrame):
+    """metric_matrix of a judged_ok frame per (condition, metric definition), each pivot computed once: the cache
+    of one summarize or paired_table call (callers only read the matrices)."""
+    cache: dict[tuple, pd.DataFrame] = {}
+
+    def matrix_of(condition: str, metric: Metric) -> pd.DataFrame:
+        key = (condition, metric.prompt_set, metric.field, metric.category, metric.per_prompt)
+        if key not in cache:
+            cache[key] = metric_matrix(ok, condition, metric)
+        return cache[key]
+
+    return matrix_of
+
+
 def per_seed(judged: pd.DataFrame) -> pd.DataFrame:
     """One row per (condition, seed, metric): the value over that seed's judged prompts, and for a 0/1 metric
     (one sample per prompt, or @k) its Wilson 95% interval, the interval for a single run."""
     judged = judged_ok(judged)
+    return _per_seed(judged, _pivots(judged))
+
+
+def _per_seed(judged: pd.DataFrame, matrix_of) -> pd.DataFrame:
+    """per_seed of a judged_ok frame, its matrices from `matrix_of` (see _pivots)."""
     rows = []
     for condition in sorted(set(judged["condition"])):
         for metric in METRICS:
             binary = is_binary(metric, judged)
-            matrix = metric_matrix(judged, condition, metric)
+            matrix = matrix_of(condition, metric)
             for seed, values in matrix.iterrows():
                 values = values.to_numpy(float)
                 values = values[~np.isnan(values)]
@@ -91,16 +111,78 @@ def per_seed(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# The bootstrap gathers at most this many bytes of resampled cells at once (small enough to stay in cache, far
+# under 200 MB), and keeps the index matrices of a seeded draw for reuse (the same seed and shape draw the same
+# resamples) up to this many indices.
+_BOOTSTRAP_CHUNK_BYTES = 16_000_000
+_BOOTSTRAP_CACHED_INDICES = 500_000
+
+
+def _draw_resamples(rng: np.random.Generator, n_seeds: int, n_prompts: int,
+                    n_boot: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_boot x n_seeds) seed and (n_boot x n_prompts) prompt indices, drawn in the order the bootstrap has always
+    drawn them (per resample: its seeds, then its prompts, from one generator), so a seed gives the same resamples,
+    and the same CI, as the former per-resample loop (published numbers were computed with it)."""
+    rows = np.empty((n_boot, n_seeds), dtype=np.intp)
+    cols = np.empty((n_boot, n_prompts), dtype=np.intp)
+    for b in range(n_boot):
+        rows[b] = rng.integers(0, n_seeds, n_seeds)
+        cols[b] = rng.integers(0, n_prompts, n_prompts)
+    return rows, cols
+
+
+@lru_cache(maxsize=32)
+def _seeded_resamples(seed: int, n_seeds: int, n_prompts: int, n_boot: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = _draw_resamples(np.random.default_rng(seed), n_seeds, n_prompts, n_boot)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
+
+
+def _resample_means(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """np.nanmean(matrix[np.ix_(rows[b], cols[b])]) for every resample b at once (fancy indexing, in chunks of at
+    most _BOOTSTRAP_CHUNK_BYTES): each resample's NaN-zeroed cells are summed in the order np.nanmean sums them
+    (row-major, one pairwise sum) and divided by its count of non-NaN cells, so the means equal the loop's; NaN
+    where a resample has no such cell. The count is exact integer arithmetic on how often each seed and prompt was
+    drawn: sum over (i, j) of present[i, j] x draws of seed i x draws of prompt j."""
+    n_boot = len(rows)
+    n_seeds, n_prompts = matrix.shape
+    cells = n_seeds * n_prompts
+    missing = np.isnan(matrix)
+    filled = np.where(missing, 0.0, matrix)
+    present = (~missing).astype(float) if missing.any() else None
+    chunk = max(1, _BOOTSTRAP_CHUNK_BYTES // max(1, 8 * cells))
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, chunk):
+        r, c = rows[start:start + chunk], cols[start:start + chunk]
+        k = len(r)
+        totals = filled[r[:, :, None], c[:, None, :]].reshape(k, cells).sum(axis=1)
+        if present is None:
+            counts = cells
+        else:
+            offsets = np.arange(k)[:, None]
+            seed_draws = np.bincount((r + offsets * n_seeds).ravel(), minlength=k * n_seeds).reshape(k, n_seeds)
+            prompt_draws = np.bincount((c + offsets * n_prompts).ravel(), minlength=k * n_prompts).reshape(k, n_prompts)
+            # integers, exact in float64; einsum's own loops, not a BLAS call (its threads fight over shared cores)
+            counts = np.einsum("bp,bp->b", np.einsum("bs,sp->bp", seed_draws.astype(float), present),
+                               prompt_draws.astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[start:start + chunk] = totals / counts
+    return means
+
+
 def two_way_bootstrap(matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile CI of the grand mean of a (seeds x prompts) matrix, resampling seeds and prompts independently;
-    NaN cells (unjudged items) are left out of each mean."""
-    rng = np.random.default_rng(seed)
+    NaN cells (unjudged items) are left out of each mean. Every resample's mean is computed at once; the resamples
+    are those the former per-resample loop drew for the same seed (see _draw_resamples)."""
+    matrix = np.asarray(matrix, dtype=float)
     n_seeds, n_prompts = matrix.shape
-    means = np.empty(n_boot)
-    for b in range(n_boot):
-        rows = rng.integers(0, n_seeds, n_seeds)
-        cols = rng.integers(0, n_prompts, n_prompts)
-        means[b] = np.nanmean(matrix[np.ix_(rows, cols)])  # a cell is NaN where the judge failed
+    if (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+            and n_boot * (n_seeds + n_prompts) <= _BOOTSTRAP_CACHED_INDICES):
+        rows, cols = _seeded_resamples(int(seed), n_seeds, n_prompts, n_boot)
+    else:
+        rows, cols = _draw_resamples(np.random.default_rng(seed), n_seeds, n_prompts, n_boot)
+    means = _resample_means(matrix, rows, cols)
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
@@ -108,11 +190,12 @@ def two_way_bootstrap(matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, lev
 def summarize(judged: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     """One row per (condition, metric): mean and sd over seeds, min/max, and a 95% CI: the two-way bootstrap over
     seeds and prompts, or with a single seed and a 0/1 metric the Wilson interval (`ci_method` says which)."""
-    seeds = per_seed(judged)
     judged = judged_ok(judged)
+    matrix_of = _pivots(judged)
+    seeds = _per_seed(judged, matrix_of)
     rows = []
     for (condition, name), group in seeds.groupby(["condition", "metric"], sort=True):
-        matrix = metric_matrix(judged, condition, METRIC_BY_NAME[name]).to_numpy(float)
+        matrix = matrix_of(condition, METRIC_BY_NAME[name]).to_numpy(float)
         values = group["value"].to_numpy()
         if len(values) == 1 and is_binary(METRIC_BY_NAME[name], judged):
             low, high, method = group["wilson_low"].item(), group["wilson_high"].item(), "wilson"
@@ -167,17 +250,22 @@ def validation_summary(records: list[dict]) -> dict:
 def sign_flip_test(differences: np.ndarray) -> float:
     """Two-sided permutation p-value for a mean difference over seeds: every sign assignment when there are at
     most 16 seeds, else 100,000 random ones. With n seeds the smallest attainable p is 2 / 2**n."""
-    from itertools import product
-
     differences = np.asarray(differences, float)
     observed = abs(differences.mean())
     n = len(differences)
-    if n <= 16:
-        signs = np.array(list(product((1.0, -1.0), repeat=n)))
-    else:
-        signs = np.random.default_rng(0).choice((1.0, -1.0), size=(100_000, n))
+    signs = _sign_assignments(n) if n <= 16 else np.random.default_rng(0).choice((1.0, -1.0), size=(100_000, n))
     null = np.abs((signs * differences).mean(axis=1))
     return float((null >= observed - 1e-12).mean())
+
+
+@lru_cache(maxsize=17)
+def _sign_assignments(n: int) -> np.ndarray:
+    """Every assignment of n signs, (2**n x n), rows in itertools.product((1.0, -1.0), repeat=n) order: row k's
+    sign j is -1 where bit n-1-j of k is set."""
+    bits = (np.arange(2 ** n)[:, None] >> np.arange(n - 1, -1, -1)) & 1
+    signs = 1.0 - 2.0 * bits
+    signs.setflags(write=False)
+    return signs
 
 
 def minimum_detectable_effect(per_seed_differences: np.ndarray, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -196,14 +284,19 @@ def paired_difference(judged: pd.DataFrame, treatment: str, control: str, prompt
     """Treatment minus control on the same seeds and prompts: mean, two-way bootstrap CI, sign-flip permutation
     p-value over seeds, and the minimum detectable effect of the design."""
     judged = judged_ok(judged)
-    metric = Metric("", prompt_set, field, category, per_prompt)
-    a, b = metric_matrix(judged, treatment, metric), metric_matrix(judged, control, metric)
+    return _paired_difference(_pivots(judged), treatment, control, Metric("", prompt_set, field, category, per_prompt),
+                              n_boot)
+
+
+def _paired_difference(matrix_of, treatment: str, control: str, metric: Metric, n_boot: int) -> dict:
+    """paired_difference with the matrices from `matrix_of` (see _pivots)."""
+    a, b = matrix_of(treatment, metric), matrix_of(control, metric)
     seeds, prompts = a.index.intersection(b.index), a.columns.intersection(b.columns)
     diff = a.loc[seeds, prompts].to_numpy(float) - b.loc[seeds, prompts].to_numpy(float)
     per_seed_diff = np.nanmean(diff, axis=1)
     low, high = two_way_bootstrap(diff, n_boot=n_boot)
     return {
-        "treatment": treatment, "control": control, "prompt_set": prompt_set,
+        "treatment": treatment, "control": control, "prompt_set": metric.prompt_set,
         "difference": float(np.nanmean(diff)), "ci95_low": low, "ci95_high": high,
         "p_permutation": sign_flip_test(per_seed_diff), "mde_80": minimum_detectable_effect(per_seed_diff),
         "n_seeds": len(seeds), "n_prompts": len(prompts),
@@ -220,12 +313,10 @@ def comparisons(conditions: list[str]) -> list[tuple[str, str]]:
 
 def paired_table(judged: pd.DataFrame, conditions: list[str], n_boot: int = 2000) -> pd.DataFrame:
     rows = []
-    ok = judged_ok(judged)
+    matrix_of = _pivots(judged_ok(judged))  # each (condition, metric) pivot once, not once per pair
     for metric in METRICS:
         for treatment, control in comparisons(conditions):
-            if metric_matrix(ok, treatment, metric).empty or metric_matrix(ok, control, metric).empty:
+            if matrix_of(treatment, metric).empty or matrix_of(control, metric).empty:
                 continue
-            rows.append({"metric": metric.name, **paired_difference(
-                judged, treatment, control, metric.prompt_set, metric.field, n_boot, metric.category,
-                metric.per_prompt)})
+            rows.append({"metric": metric.name, **_paired_difference(matrix_of, treatment, control, metric, n_boot)})
     return pd.DataFrame(rows)
