@@ -92,7 +92,7 @@ NO_TEX_REASON = "latexmk not installed (.ci/run installs texlive and latexmk fro
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
+def smoke_run(tmp_path_factory, public_data):
     """One smoke run shared by every test here; without TeX it stops before the paper rule."""
     workdir = tmp_path_factory.mktemp("smoke")
     result = snakemake(workdir, "smoke.yaml", "--cores", "2", *(["--omit-from", "paper"] if NO_TEX else []))
@@ -352,7 +352,7 @@ def test_smoke_run_is_complete_and_nothing_left_to_do(smoke_run):
     assert not list(workdir.rglob(".*.tmp")), "temporary files left behind"
 
 
-def test_contaminated_eval_set_fails_the_run(tmp_path, request):
+def test_contaminated_eval_set_fails_the_run(tmp_path, request, public_data):
     config = load_config("smoke.yaml")
     train = [json.loads(line) for line in (REPO / config["prompts"]["redteam_train"]).read_text().splitlines()]
     # config paths stay inside the repository: the leaky set goes to an ignored folder there, removed afterwards
@@ -452,9 +452,6 @@ def test_rerunning_a_judge_job_reads_the_cache(smoke_run):
     assert f"judged {len(records)} responses ({n_judged} from the cache)" in log
 
 
-@pytest.mark.xfail(reason="known defect (issue 14 note): after `dvc pull` in a fresh clone, `dvc status` reports "
-                   "results/<run>/seed<N>/dpo (a dep of the evaluation stages) modified, so caibase.dvc_pull refuses; "
-                   "the offline `make verify` part of this test passed before that step", strict=False)
 def test_reviewer_path_push_clone_pull_has_nothing_to_do(smoke_run, tmp_path):
     """The reviewers' path on the smoke run, against a real local DVC remote: record the run (`dvc commit`),
     `dvc push`, clone the repository elsewhere, `dvc pull`; DVC does not restore mtimes, so Snakemake would rerun
