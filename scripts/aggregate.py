@@ -1,7 +1,9 @@
 """Per-condition table over seeds (mean, sd, 95% CI: two-way bootstrap, or Wilson for a single seed), per-seed
 values with Wilson intervals, paired differences between conditions (same seeds and prompts: bootstrap CI,
 sign-flip permutation test over seeds, minimum detectable effect), judge status counts, and metrics.json with all
-of them plus the judges' agreement with human labels, from every judged record.
+of them plus the judges' agreement with human labels, from every judged record. Rows of the AI-feedback condition
+(and paired differences involving it) carry `valid` and `invalid_reason` from the feedback-model gate
+(caibase.feedback_gate), read from the feedback model's validation summary.
 
     snakemake --cores 1 results/embedded-cpu/tables/summary_by_condition.csv
 """
@@ -9,6 +11,7 @@ of them plus the judges' agreement with human labels, from every judged record.
 import pandas as pd
 
 from caibase.artifacts import check_manifest, read_json, read_records, write_csv, write_json
+from caibase.feedback_gate import as_record, feedback_gate, mark_conditions
 from caibase.metrics import METRICS, paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
 from caibase.runtime import setup
@@ -25,12 +28,16 @@ def main(smk) -> None:
     judged = judged.rename(columns={"id": "prompt_id"})
     summary = summarize(judged, n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
+    validation = [read_json(path) for path in smk.input.feedback]
+    gate = feedback_gate(validation[0]) if validation else None
+    summary = mark_conditions(summary, gate)
     summary.insert(0, "model_kind", model["kind"])
     summary.insert(0, "model_id", model["id"])
     write_csv(summary, smk.output.summary)
-    seeds = per_seed(judged)
+    seeds = mark_conditions(per_seed(judged), gate)
     write_csv(seeds, smk.output.per_seed)
     paired = paired_table(judged, smk.params.config["evaluation"]["conditions"], n_boot=smk.params.bootstrap_samples)
+    paired = mark_conditions(paired, gate, columns=("treatment", "control"))
     write_csv(paired, smk.output.paired)
     status = (judged.groupby(["condition", "seed", "prompt_set", "task", "status"]).size().rename("n").reset_index())
     write_csv(status, smk.output.status)
@@ -58,11 +65,14 @@ def main(smk) -> None:
         "judge_agreement": records(agreement),
         "feedback_validation": {
             dataset: {key: result[key] for key in ("n", "accuracy", "accuracy_ci95_wilson", "position_consistency")}
-            for path in smk.input.feedback
-            for dataset, result in read_json(path).items() if isinstance(result, dict) and "accuracy" in result
+            for summary_json in validation
+            for dataset, result in summary_json.items() if isinstance(result, dict) and "accuracy" in result
         },
+        "feedback_gate": as_record(gate),
     })
     log.info("aggregated %d judged records", len(judged))
+    if gate is not None and not gate.valid:
+        log.warning("the AI-feedback condition is marked invalid: %s", gate.reason)
 
 
 main(snakemake)  # noqa: F821

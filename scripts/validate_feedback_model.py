@@ -1,6 +1,7 @@
 """Score the feedback model (the prepared model, no adapters) on labeled comparisons: the paper's HHH evaluation and
 HH-RLHF harmless-base chosen/rejected pairs. Per-item records, then accuracy (Wilson 95% CI), position
-consistency and calibration computed from them.
+consistency and calibration computed from them, and the feedback-model gate (caibase.feedback_gate): with
+`feedback.gate.on_fail: fail` the job fails, after logging the numbers, when the gate does not pass.
 
     snakemake --cores 2 results/embedded-cpu/feedback/validation/summary.json
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 from caibase.artifacts import write_json, write_jsonl
 from caibase.constitution import load_constitution
 from caibase.feedback import fewshot_prefix, hh_rlhf_labeled_pairs, score_hhh, score_labeled_pairs
+from caibase.feedback_gate import FeedbackGateError, as_record, enforce, feedback_gate
 from caibase.metrics import validation_summary
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.provenance import REPO_ROOT, stamp
@@ -39,9 +41,17 @@ def main(smk) -> None:
         "hh_rlhf_harmless_base": validation_summary(hh_rlhf),
         "provenance": provenance,
     }
-    write_json(smk.output.summary, summary)
-    log.info("HHH accuracy %.3f %s; HH-RLHF accuracy %.3f", summary["hhh"]["accuracy"],
-             summary["hhh"]["accuracy_ci95_wilson"], summary["hh_rlhf_harmless_base"]["accuracy"])
+    gate = feedback_gate(summary)
+    write_json(smk.output.summary, {**summary, "gate": as_record(gate)})
+    log.info("HHH accuracy %.3f %s; HH-RLHF accuracy %.3f %s", summary["hhh"]["accuracy"],
+             summary["hhh"]["accuracy_ci95_wilson"], summary["hh_rlhf_harmless_base"]["accuracy"],
+             summary["hh_rlhf_harmless_base"]["accuracy_ci95_wilson"])
+    log.info("feedback-model gate: %s", "passed" if gate.valid else f"not passed, {gate.reason}")
+    try:
+        enforce(gate, feedback["gate"]["on_fail"])
+    except FeedbackGateError as err:
+        log.error("%s", err)
+        raise
 
 
 main(snakemake)  # noqa: F821

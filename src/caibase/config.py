@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from caibase.base_model import InstructModelError, check_config_model
 from caibase.constitution import SOURCE_CONSTITUTIONS, ConstitutionError, load_constitution
 from caibase.prompts import PromptSetError, load_prompt_set
 from caibase.seed2025 import PROMPT_SETS as SEED_PROMPT_SETS
@@ -109,6 +110,10 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
             raise ConfigError("config key model.path is required when model.source is 'local'")
         if not (base_dir / model["path"]).is_dir():
             raise ConfigError(f"config key model.path: {base_dir / model['path']} is not a directory")
+    try:  # model.kind base for a model whose name says instruct (the full check runs in prepare_model)
+        check_config_model(model)
+    except InstructModelError as err:
+        raise ConfigError(str(err)) from None
     specs = prompt_set_specs(config)
     for name, path in prompt_set_paths(config, base_dir).items():
         key = f"prompts.{name}" if name in ("helpful_sft", "redteam_train") else f"prompts.eval.{name}"
@@ -139,6 +144,10 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
     needs_aif = "ai-feedback" in sweep.get("pairs", []) and sweep.get("sizes")
     if needs_aif and "dpo_aif" not in config["evaluation"]["conditions"]:  # two samples per prompt come with dpo_aif
         raise ConfigError("config key dpo.sweep.pairs: ai-feedback pairs need dpo_aif in evaluation.conditions")
+    if "dpo_aif" in config["evaluation"]["conditions"] and not config.get("feedback", {}).get("validate", True):
+        raise ConfigError("config key feedback.validate: the AI-feedback condition dpo_aif is reported only when "
+                          "the feedback model's validation passes its gate (caibase.feedback_gate); set "
+                          "feedback.validate: true or leave dpo_aif out of evaluation.conditions")
     if config["constitution"] not in SOURCE_CONSTITUTIONS:  # those are fetched (sha256-checked) when used
         try:
             load_constitution(config["constitution"], base_dir)
@@ -164,8 +173,10 @@ def stage_resources(config: dict, stage: str, schema_path: Path = SCHEMA) -> dic
 
 def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
     """Judges fit their tasks, the instruct reference has an instruct model, and the labeled judge-validation files
-    are well formed. (A per-set limit for a set the config does not evaluate is ignored.)"""
-    from caibase.judge_validation import LabeledFileError, load_labeled
+    are well formed, with distinct names; one whose items are drawn but whose label passes are not merged yet
+    (PendingLabelsError) passes here and fails the rule validate_judges. (A per-set limit for a set the config does
+    not evaluate is ignored.)"""
+    from caibase.judge_validation import LabeledFileError, PendingLabelsError, load_labeled
 
     evaluation, prompts = config["evaluation"], config["prompts"]
     score_judge = evaluation.get("score_judge")
@@ -178,9 +189,15 @@ def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
     if "instruct_ref" in evaluation["conditions"] and config["model"]["kind"] != "instruct":
         raise ConfigError("config key evaluation.conditions: instruct_ref evaluates the prepared model as an "
                           "instruct reference and needs model.kind instruct")
-    for path in evaluation.get("judge_validation", {}).get("labeled", []):
+    labeled = evaluation.get("judge_validation", {}).get("labeled", [])
+    names = [Path(path).stem for path in labeled]
+    if len(set(names)) != len(names):  # the file name is the dataset name of its agreement rows
+        raise ConfigError(f"config key evaluation.judge_validation.labeled: two files share a name in {labeled}")
+    for path in labeled:
         try:
             load_labeled(base_dir / path)
+        except PendingLabelsError:
+            continue  # drawn, labels not merged yet: the rule validate_judges fails on it, saying how to merge
         except (LabeledFileError, ValueError) as err:
             raise ConfigError(f"config key evaluation.judge_validation.labeled: {err}") from None
 

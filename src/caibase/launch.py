@@ -102,13 +102,14 @@ def _launch_record(config: dict, trainer) -> dict:
 def sft_stage(job: dict, log) -> None:
     """SFT with LoRA from the prepared model (helpful-only SFT, or SL-CAI SFT when the job has revisions)."""
     from caibase.prompts import dialogue_prompt, slcai_sft_records
-    from caibase.models import load_model, load_model_info, load_tokenizer
+    from caibase.models import check_training_model, load_model, load_model_info, load_tokenizer
     from caibase.prompts import load_prompt_set
     from caibase.provenance import stamp
     from caibase.training import train_sft
 
     seed, config, inputs, outputs = job["seed"], job["config"], job["input"], job["output"]
     model_dir = Path(inputs["model"]).parent
+    check_training_model(model_dir)  # a model declared base that looks instruction-tuned is refused here
     demos = load_prompt_set("helpful_sft", inputs["demonstrations"], require=("response",))
     records = [{"prompt": dialogue_prompt(d["prompt"]), "completion": " " + d["response"].strip()}
                for d in demos.records]
@@ -136,12 +137,13 @@ def dpo_stage(job: dict, log) -> None:
     `dpo.soft_labels: cdpo` trains each pair on the conservative DPO loss with eps = 1 - p_chosen (caibase.cdpo);
     `hard` drops the labels (ordinary DPO on the chosen/rejected direction). Revision pairs are hard pairs."""
     from caibase.data_scale import nested_subsample, scaled_schedule
-    from caibase.models import load_model, load_model_info, load_tokenizer
+    from caibase.models import check_training_model, load_model, load_model_info, load_tokenizer
     from caibase.provenance import stamp
     from caibase.training import split_dev, train_dpo, with_soft_labels
 
     seed, config, inputs, outputs = job["seed"], job["config"], job["input"], job["output"]
     model_dir = Path(inputs["model"]).parent
+    check_training_model(model_dir)  # a model declared base that looks instruction-tuned is refused here
     records = read_jsonl(inputs["pairs"])
     if not records:
         raise LaunchError(f"{inputs['pairs']} holds no pairs: nothing to train DPO on (seed {seed})")

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from caibase.artifacts import atomic_path, read_json, sha256_file, write_json
+from caibase.base_model import check_base_model, instruct_signals
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ def download_hub(repo_id: str, revision: str, out_dir: Path) -> None:
     try:
         snapshot_download(
             repo_id, revision=revision, local_dir=out_dir,
-            allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"],
+            # README.md: the model card, read by the base-model check (caibase.base_model); *.jinja: chat templates
+            allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "README.md", "*.jinja"],
         )
     except Exception as err:  # the hub client raises many types; all mean "cannot fetch"
         raise ModelSourceError(
@@ -145,8 +147,29 @@ def weights_sha256(weights_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def check_kind(info: dict, weights_dir: Path) -> None:
+    """Record in `info` what marks the model as instruction-tuned (`instruct_signals`) and refuse it when the config
+    declares `model.kind: base` (caibase.base_model); weak signals (a chat template alone) are only logged."""
+    signals = instruct_signals(weights_dir, info["id"])
+    info["instruct_signals"] = [s["detail"] for s in signals]
+    for signal in signals:
+        if not signal["strong"] and info["kind"] == "base":
+            log.warning("model %s (model.kind: base): %s; recorded, not refused", info["id"], signal["detail"])
+    check_base_model(info["kind"], signals, info["id"])
+
+
+def check_training_model(model_dir: str | os.PathLike) -> dict:
+    """The training stages' check, before any weights are loaded: the prepared model (its model_info.json and the
+    checkpoint's own files, read again) passes the base-model check. Returns the model info."""
+    info = load_model_info(model_dir)
+    check_base_model(info["kind"], instruct_signals(resolve_weights_dir(model_dir, info), info["id"]), info["id"])
+    return info
+
+
 def prepare_model(model_cfg: dict, out_dir: str | os.PathLike) -> dict:
-    """Materialize the configured model under `out_dir` and write `out_dir/model_info.json`."""
+    """Materialize the configured model under `out_dir` and write `out_dir/model_info.json`. A model declared
+    `model.kind: base` that looks instruction-tuned is refused (caibase.base_model) before model_info.json is
+    written, and a materialized checkpoint is then discarded."""
     out_dir = Path(out_dir)
     source = model_cfg["source"]
     info = {"source": source, "kind": model_cfg["kind"], "revision": model_cfg.get("revision")}
@@ -156,6 +179,7 @@ def prepare_model(model_cfg: dict, out_dir: str | os.PathLike) -> dict:
         if not (local / "config.json").is_file():
             raise ModelSourceError(f"model.path {local}: no config.json, not a transformers checkpoint")
         info.update(id=model_cfg.get("id") or local.name, weights_dir=str(local))
+        check_kind(info, local)
     else:
         with atomic_path(weights, directory=True) as tmp:
             if source == "embedded":
@@ -177,6 +201,7 @@ def prepare_model(model_cfg: dict, out_dir: str | os.PathLike) -> dict:
                 info.update(id=model_cfg["id"])
             else:
                 raise ModelSourceError(f"model.source: unknown source {source!r}")
+            check_kind(info, tmp)
         info["weights_dir"] = "weights"
     info["sha256"] = weights_sha256(resolve_weights_dir(out_dir, info))
     write_json(out_dir / INFO_FILE, info)

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from caibase.artifacts import check_manifest, read_records
+from caibase.feedback_gate import AIF_CONDITION, CHANCE, gated
+from caibase.feedback_gate import feedback_gate as gate_of
 from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.metrics import paired_table, summarize, validation_summary
 
@@ -159,6 +161,18 @@ def feedback_validation(sources, statistic: str) -> tuple[float, int]:
     return float(value), len(records)
 
 
+@formula("feedback_gate")
+def feedback_gate(sources, sets: list[str], statistic: str = "valid", chance: float = CHANCE) -> tuple[float, int]:
+    """The feedback-model gate (caibase.feedback_gate) from the per-item validation records, one file per set
+    (`sets` names them in order): 1 (valid) when the Wilson 95% lower bound of the accuracy lies above `chance` on
+    every set, else 0; the AI-feedback condition is a result only when it is 1."""
+    if len(sets) != len(sources):
+        raise ValueError(f"feedback_gate: {len(sets)} set names for {len(sources)} record files")
+    records = {name: list(_jsonl(path)) for name, path in zip(sets, sources)}
+    gate = gate_of({name: validation_summary(rows) for name, rows in records.items()}, chance)
+    return float(getattr(gate, statistic)), sum(len(rows) for rows in records.values())
+
+
 def _history(path: str) -> pd.DataFrame:
     if not os.path.exists(path):
         raise MissingRecordError(f"{path}: source file missing")
@@ -227,6 +241,8 @@ def display(value: float, statistic: str) -> str:
         return "n/a"
     if statistic in ("n", "n_records"):
         return str(int(value))
+    if statistic == "valid":
+        return "valid" if value else "invalid"
     if statistic.startswith("p_"):
         return f"{value:.3f}"
     return f"{value:.2f}"
@@ -342,6 +358,16 @@ def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: di
         for statistic in FEEDBACK_STATISTICS:
             numbers.append(entry(f"feedback/{dataset}/{statistic}", "feedback_validation",
                                  {"statistic": statistic}, [path]))
+    if feedback and any(map(gated, summary.condition)):  # the gate of the AI-feedback condition
+        item = entry(f"gate/{AIF_CONDITION}/valid", "feedback_gate",
+                     {"statistic": "valid", "sets": list(feedback), "chance": CHANCE}, list(feedback.values()))
+        if "valid" in summary:  # the aggregate marked the condition's rows from the validation summary
+            marked = summary[summary.condition.map(gated)]["valid"].astype(str).str.lower() == "true"
+            if marked.any() != bool(item["value"]) or marked.all() != bool(item["value"]):
+                raise ValueError(f"{item['key']}: the gate recomputed from the validation records says "
+                                 f"{item['display']}, but summary_by_condition.csv marks {AIF_CONDITION} "
+                                 f"{'valid' if marked.all() else 'invalid'}; the aggregate and the formula disagree")
+        numbers.append(item)
     for pairs, paths in histories.items():
         for column in HISTORY_COLUMNS:
             if all(column in pd.read_csv(path, nrows=0).columns for path in paths):

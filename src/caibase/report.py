@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from caibase.artifacts import atomic_path, read_jsonl  # noqa: E402
+from caibase.feedback_gate import AIF_CONDITION, Gate, feedback_gate, gated  # noqa: E402
 from caibase.metrics import METRIC_BY_NAME, METRICS, is_rate  # noqa: E402
 
 plt.rcParams.update({"svg.hashsalt": "caibase", "font.size": 8, "figure.dpi": 100})
@@ -56,6 +57,37 @@ def ordered_conditions(conditions) -> list[str]:
     return sorted(conditions, key=lambda c: (CONDITION_ORDER.index(c) if c in CONDITION_ORDER else 99, c))
 
 
+def published_gate(numbers: dict) -> Gate | None:
+    """The feedback-model gate of the published numbers (caibase.feedback_gate): its per-set accuracies and
+    intervals are the published `feedback/<set>/...` numbers, its validity `gate/dpo_aif/valid`; None when the run
+    has no AI-feedback condition or no feedback-model validation."""
+    item = numbers.get(f"gate/{AIF_CONDITION}/valid")
+    if item is None:
+        return None
+    sets = {name: {"n": numbers[f"feedback/{name}/n"]["value"],
+                   "accuracy": numbers[f"feedback/{name}/accuracy"]["value"],
+                   "accuracy_ci95_wilson": [numbers[f"feedback/{name}/accuracy_ci95_{end}"]["value"]
+                                            for end in ("low", "high")]} for name in item["args"]["sets"]}
+    gate = feedback_gate(sets, item["args"]["chance"])
+    if gate.valid != bool(item["value"]):
+        raise ValueError(f"{item['key']} is {item['display']}, but its published validation numbers say otherwise")
+    return gate
+
+
+def invalid_conditions(numbers: dict) -> set[str]:
+    """Conditions and policies of the published numbers that the feedback-model gate marks invalid."""
+    gate = published_gate(numbers)
+    if gate is None or gate.valid:
+        return set()
+    keys = [k.split("/") for k in numbers if k.startswith(("summary/", "paired/"))]
+    return {part for k in keys for part in k[1:3] if gated(part)}
+
+
+def set_apart(cell: str) -> str:
+    """A table cell of an invalid condition: grey, with a dagger the caption explains."""
+    return rf"\textcolor{{gray}}{{{cell}}}$^\dagger$"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Macros
 
@@ -79,10 +111,14 @@ def macros_tex(published: dict) -> str:
         "Conditions": ", ".join(meta["conditions"]), "DpoBeta": meta["dpo_beta"], "DpoSteps": meta["dpo_steps"],
         "CritiqueRounds": meta["critique_rounds"], "RedteamPrompts": meta["redteam_prompts"],
     }
+    gate = published_gate({item["key"]: item for item in published["numbers"]})
+    strings |= {"FeedbackGateReason": gate.reason if gate else "", "FeedbackGateChance": f"{gate.chance:g}" if gate
+                else ""}
     for name, value in strings.items():
         lines.append(rf"\newcommand{{\{name}}}{{{latex_escape(value)}}}")
     switches = {"StandIn": meta["model"]["kind"] != "base" or meta["device"] == "cpu",
                 "InstructModel": meta["model"]["kind"] != "base", "JudgeProxy": meta["judge_is_proxy"],
+                "HasAifGate": gate is not None, "AifValid": gate is None or gate.valid,
                 **{f"Has{k}": v for k, v in sorted(meta["present"].items())}}
     for name, on in switches.items():
         lines.append(rf"\newif\if{name}\{name}{'true' if on else 'false'}")
@@ -126,6 +162,10 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers = {item["key"]: item for item in published["numbers"]}
     written = []
+    invalid = invalid_conditions(numbers)  # set apart (grey, dagger) in every table, `valid` false in the CSVs
+
+    def shown(cell: str, *conditions: str) -> str:
+        return set_apart(cell) if invalid.intersection(conditions) else cell
 
     summary_keys = [k.split("/") for k in numbers if k.startswith("summary/")]
     conditions = ordered_conditions(k[1] for k in summary_keys)
@@ -135,11 +175,13 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
         if not group:
             continue
         long = pd.DataFrame([{"condition": c, "metric": m, **{s: numbers[f"summary/{c}/{m}/{s}"]["value"]
-                                                                for s in ("mean", "ci95_low", "ci95_high")}}
+                                                                for s in ("mean", "ci95_low", "ci95_high")},
+                              "valid": c not in invalid}
                              for c in conditions for m in group if f"summary/{c}/{m}/mean" in numbers])
         wide = pd.DataFrame([{"condition": latex_escape(c),
-                              **{metric_label(m): _interval(numbers, f"summary/{c}/{m}", "mean", "ci95_low",
-                                                            "ci95_high") for m in group}} for c in conditions])
+                              **{metric_label(m): shown(_interval(numbers, f"summary/{c}/{m}", "mean", "ci95_low",
+                                                                  "ci95_high"), c) for m in group}}
+                             for c in conditions])
         _write_table(long, out_dir, name, wide, "l" + "c" * len(group))
         written.append(name)
 
@@ -152,11 +194,13 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
             prefix = f"paired/{treatment}/{control}/{metric}"
             rows.append({"metric": metric, "treatment": treatment, "control": control,
                          **{s: numbers[f"{prefix}/{s}"]["value"] for s in ("difference", "ci95_low", "ci95_high",
-                                                                            "p_permutation")}})
+                                                                            "p_permutation")},
+                         "valid": not invalid.intersection((treatment, control))})
             latex.append({"metric": latex_escape(metric_label(metric)),
                           "comparison": latex_escape(f"{treatment} - {control}"),
-                          "difference [CI]": _interval(numbers, prefix, "difference", "ci95_low", "ci95_high"),
-                          "p (sign flip)": _cell(numbers, f"{prefix}/p_permutation")})
+                          "difference [CI]": shown(_interval(numbers, prefix, "difference", "ci95_low", "ci95_high"),
+                                                   treatment, control),
+                          "p (sign flip)": shown(_cell(numbers, f"{prefix}/p_permutation"), treatment, control)})
         _write_table(pd.DataFrame(rows), out_dir, "paired_differences", pd.DataFrame(latex), "llcc")
         written.append("paired_differences")
 
@@ -184,7 +228,11 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
 
     if data_scale is not None:
         points = data_scale_points(data_scale, numbers, metrics)
-        latex = points.assign(cell=[_interval(numbers, key, "mean", "ci95_low", "ci95_high") for key in points.key])
+        # the points trained on AI-feedback pairs (all but its SFT point) share the AI-feedback condition's gate
+        points = points.assign(valid=[not (AIF_CONDITION in invalid and pairs == "ai-feedback" and point != "sft")
+                                      for pairs, point in zip(points.pairs, points.point)])
+        latex = points.assign(cell=[cell if valid else set_apart(cell) for cell, valid in zip(
+            [_interval(numbers, key, "mean", "ci95_low", "ci95_high") for key in points.key], points.valid)])
         latex = latex.pivot(index=["pairs", "n_pairs_max", "point", "n_pairs"], columns="metric",
                             values="cell").reset_index()  # rows by pairs, then size
         latex = latex[["pairs", "point", "n_pairs", *dict.fromkeys(points.metric)]]
@@ -249,16 +297,23 @@ def save_figure(fig, out_dir: Path, name: str) -> None:
     plt.close(fig)
 
 
-def _by_condition(summary: pd.DataFrame, metrics: list[str], ylabel: str, ylim=None):
+def _by_condition(summary: pd.DataFrame, metrics: list[str], ylabel: str, ylim=None, invalid=frozenset()):
+    """One panel per metric, a point with its interval per condition; `invalid` conditions (the feedback-model
+    gate) hollow and grey, labelled "(invalid)"."""
     conditions = ordered_conditions(summary["condition"])
     fig, axes = plt.subplots(1, len(metrics), figsize=(2.4 * len(metrics), 2.4), sharey=ylim is not None,
                              squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         rows = summary[summary.metric == metric].set_index("condition").reindex(conditions)
         x = np.arange(len(conditions))
-        ax.errorbar(x, rows["mean"], yerr=[rows["mean"] - rows["ci95_low"], rows["ci95_high"] - rows["mean"]],
-                    fmt="o", capsize=3, color="tab:blue")
-        ax.set_xticks(x, conditions, rotation=45, ha="right")
+        apart = np.array([c in invalid for c in conditions])
+        for select, color, face in ((~apart, "tab:blue", "tab:blue"), (apart, "tab:gray", "white")):
+            if select.any():
+                part = rows[select]
+                ax.errorbar(x[select], part["mean"], yerr=[part["mean"] - part["ci95_low"],
+                                                           part["ci95_high"] - part["mean"]],
+                            fmt="o", capsize=3, color=color, markerfacecolor=face)
+        ax.set_xticks(x, [f"{c} (invalid)" if c in invalid else c for c in conditions], rotation=45, ha="right")
         ax.set_title(metric_label(metric))
         if ylim:
             ax.set_ylim(*ylim)
@@ -298,11 +353,13 @@ def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, l
     metrics = shown_metrics(set(summary["metric"]), published["meta"]["samples_per_prompt"])
     rates = [m for m in metrics if is_rate(m)]
     scores = [m for m in metrics if not is_rate(m)]
-    save_figure(_by_condition(summary, rates, "rate (mean over seeds, 95% CI)", (-0.05, 1.05)), out_dir,
+    invalid = invalid_conditions(numbers)
+    save_figure(_by_condition(summary, rates, "rate (mean over seeds, 95% CI)", (-0.05, 1.05), invalid), out_dir,
                 "rates_by_condition")
     written.append("rates_by_condition")
     if scores:
-        save_figure(_by_condition(summary, scores, "score (mean over seeds, 95% CI)"), out_dir, "scores_by_condition")
+        save_figure(_by_condition(summary, scores, "score (mean over seeds, 95% CI)", invalid=invalid), out_dir,
+                    "scores_by_condition")
         written.append("scores_by_condition")
 
     if histories:
@@ -335,7 +392,8 @@ def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, l
         for ax, (prompt_set, metric) in zip(axes[0], panels):
             for pairs, group in points[(points.set == prompt_set) & (points.metric == metric)].groupby("pairs"):
                 group = group.sort_values("n_pairs_max")  # the full pool's x is its largest seed's pool
-                ax.errorbar(group["n_pairs_max"], group["mean"], capsize=2, fmt="o-", label=pairs,
+                label = f"{pairs} (invalid)" if pairs == "ai-feedback" and AIF_CONDITION in invalid else pairs
+                ax.errorbar(group["n_pairs_max"], group["mean"], capsize=2, fmt="o-", label=label,
                             yerr=[group["mean"] - group["ci95_low"], group["ci95_high"] - group["mean"]])
             # symlog keeps the SFT point (0 pairs), which a log axis would drop silently
             ax.set(xscale="symlog", xlabel="preference pairs", title=metric_label(metric))

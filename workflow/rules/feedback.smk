@@ -29,7 +29,7 @@ rule ai_feedback_labels:
         labels=f"{OUT}/seed{{seed}}/pairs/ai-feedback.labels.jsonl",
         pairs=f"{OUT}/seed{{seed}}/pairs/ai-feedback.jsonl",
     params:
-        feedback=config["feedback"],
+        feedback={key: value for key, value in config["feedback"].items() if key != "gate"},  # the gate: validation
         **job_params("scripts/ai_feedback_labels.py", "model", "device", "constitution"),
     log:
         f"{OUT}/logs/seed{{seed}}/ai_feedback_labels.log",

@@ -64,8 +64,8 @@ rule record_sources:
     output:
         sources=f"{OUT}/prompts/sources.json",
     params:
-        **job_params("scripts/record_sources.py", "constitution", "feedback", "prompts.redteam_hh_rlhf",
-                     "evaluation.judge_validation"),
+        **job_params("scripts/record_sources.py", "constitution", "feedback", "-feedback.gate",
+                     "prompts.redteam_hh_rlhf", "evaluation.judge_validation"),
     log:
         f"{OUT}/logs/record_sources.log",
     container:
