@@ -28,18 +28,6 @@ rule judge:
         "../../scripts/judge.py"
 
 
-def judge_label_files(wildcards):
-    """The labeled files judges are validated on (inputs: a changed file reruns the rule). One not merged from its
-    label passes yet passes check_config but stops here, with how to merge it (caibase.judge_validation)."""
-    from caibase.judge_validation import load_labeled
-
-    paths = [REPO / path for path in config["evaluation"]["judge_validation"]["labeled"]]
-    for path in paths:
-        if not path.is_file():
-            load_labeled(path)  # raises, saying what is missing and how to make it
-    return [str(path) for path in paths]
-
-
 rule validate_judges:
     input:
         model=rules.prepare_model.output.info,
