@@ -1,7 +1,7 @@
 """Per-condition table over seeds (mean, sd, 95% CI: two-way bootstrap, or Wilson for a single seed), per-seed
 values with Wilson intervals, paired differences between conditions (same seeds and prompts: bootstrap CI,
 sign-flip permutation test over seeds, minimum detectable effect), judge status counts, and metrics.json with all
-of them plus the judges' agreement with human labels, from every judged record. Rows of the AI-feedback condition
+of them plus the judges' agreement with reference labels, from every judged record. Rows of the AI-feedback condition
 (and paired differences involving it) carry `valid` and `invalid_reason` from the feedback-model gate
 (caibase.feedback_gate), read from the feedback model's validation summary.
 

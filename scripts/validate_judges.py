@@ -1,4 +1,4 @@
-"""Each configured judge against human labels on the refusal task: the labeled JSONL files in
+"""Each configured judge against reference labels on the refusal task: the labeled JSONL files in
 evaluation.judge_validation.labeled and HH-RLHF harmless-base pairs. Writes per-item records and the agreement
 table (agreement with Wilson CI, false positive/negative rates, Cohen's kappa, HH-RLHF pairwise agreement).
 

@@ -200,10 +200,15 @@ def test_smoke_run_summary_table(smoke_run):
     assert len(metrics["summary"]) == len(summary)
     assert metrics["feedback_validation"]["hhh"]["n"] == 100
     agreement = pd.read_csv(out / "tables" / "judge_agreement.csv")
-    assert set(agreement.dataset) == {"refusal_labels_v1", "hh_rlhf_harmless_base"}
-    assert set(agreement.judge_backend) == {"refusal-strings", "hf"} and len(metrics["judge_agreement"]) == 4
-    proxy = agreement.set_index(["judge_backend", "dataset"]).loc[("refusal-strings", "refusal_labels_v1")]
-    assert proxy["n"] == 30 and 0 < proxy["agreement"] < 1 and -1 <= proxy["cohen_kappa"] <= 1
+    labeled = [Path(path).stem for path in config["evaluation"]["judge_validation"]["labeled"]]
+    assert {"refusal_labels_v1", "refusal_labels_v2"} <= set(labeled)  # hand-written, and drawn from the pipeline
+    assert set(agreement.dataset) == {*labeled, "hh_rlhf_harmless_base"}
+    assert set(agreement.judge_backend) == {"refusal-strings", "hf"}
+    assert len(metrics["judge_agreement"]) == 2 * (len(labeled) + 1)  # two judges, each on every dataset
+    rows = agreement.set_index(["judge_backend", "dataset"])
+    for dataset, n in (("refusal_labels_v1", 30), ("refusal_labels_v2", 160)):
+        proxy = rows.loc[("refusal-strings", dataset)]
+        assert proxy["n"] == n and 0 < proxy["agreement"] < 1 and -1 <= proxy["cohen_kappa"] <= 1
     assert {"false_positive_rate", "false_negative_rate", "pairwise_agreement", "pair_ties"} <= set(agreement.columns)
     assert sum(metrics["judge_status_counts"].values()) == sum(  # the conditions' records; sweep points apart
         len(read_jsonl(out / f"seed{seed}" / "eval" / condition / "judged.jsonl"))
