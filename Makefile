@@ -20,7 +20,7 @@ export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
 DEPS_STAMP    := $(VENV)/.caibase-deps
 
-.PHONY: all deps venv run test verify lint dry-run lock lock-torch clean-venv push pull
+.PHONY: all deps venv run test verify style lint dry-run lock lock-torch clean-venv push pull
 
 all: test
 
@@ -54,7 +54,15 @@ test: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/snakemake verify --cores 1 --allowed-rules verify --forcerun verify --configfile $(CONFIG)
 
-lint: $(STAMP)
+# The style gate (.ci/run runs it before the tests): ruff check over the Python code and snakefmt --check over the
+# Snakefile and workflow/rules/*.smk, both configured in pyproject.toml and pinned in requirements.lock (lint extra).
+style: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check .
+
+# Also Snakemake's own lints. With `container: null` (config/config.yaml) it reports "Specify a conda environment or
+# container for each rule" and exits 1; tests/test_pipeline.py (-k lint) accepts that lint and no other.
+lint: style
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
 
 dry-run: $(STAMP)
@@ -76,9 +84,9 @@ pull: $(STAMP)
 # CUDA-only dependencies are left out of the lock.
 lock:
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 \
+	$(PYTHON) -m uv pip compile pyproject.toml --extra test --extra cluster --extra lint --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch -q -o requirements.lock.tmp
-	$(PYTHON) -m uv pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 \
+	$(PYTHON) -m uv pip compile pyproject.toml --extra test --extra cluster --extra lint --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-emit-package torch \
 	    $$(grep -oE '^(nvidia-[a-z0-9-]+|triton)==' requirements.lock.tmp | sed 's/==//; s/^/--no-emit-package /') \
 	    -q -o requirements.lock

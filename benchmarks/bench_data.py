@@ -40,8 +40,15 @@ import yaml  # noqa: E402
 from caibase.artifacts import write_json  # noqa: E402
 from caibase.critique import preference_pairs  # noqa: E402
 from caibase.metrics import paired_table, summarize  # noqa: E402
-from caibase.prompts import (PromptSet, find_contamination, hh_rlhf_redteam_records, load_prompt_set,  # noqa: E402
-                             normalize, quadratic_clash, quadratic_find_contamination)
+from caibase.prompts import (  # noqa: E402
+    PromptSet,
+    find_contamination,
+    hh_rlhf_redteam_records,
+    load_prompt_set,
+    normalize,
+    quadratic_clash,
+    quadratic_find_contamination,
+)
 from caibase.provenance import REPO_ROOT, code_version  # noqa: E402
 
 # --- the quadratic check as it was before the index: every pair normalized and compared ---
@@ -143,7 +150,8 @@ def judged_frame(conditions: list[str], seeds: list[int], scale: int, rng: np.ra
                     rate = 0.3 + 0.05 * conditions.index(condition)
                     refused = bool(rng.random() < rate)
                     rows.append({
-                        "condition": condition, "seed": seed, "prompt_set": prompt_set, "prompt_id": f"{prompt_set}-{p}",
+                        "condition": condition, "seed": seed, "prompt_set": prompt_set,
+                        "prompt_id": f"{prompt_set}-{p}",
                         "sample": 0, "category": category,
                         "status": "ok" if rng.random() > 0.02 else "judge_failure",
                         "refused": refused if prompt_set in ("jailbreak", "harmful_direct", "benign") else None,

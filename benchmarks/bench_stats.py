@@ -33,8 +33,18 @@ import yaml  # noqa: E402
 
 from caibase import metrics  # noqa: E402
 from caibase.artifacts import read_records, write_json  # noqa: E402
-from caibase.metrics import (METRIC_BY_NAME, METRICS, REFERENCE_CONDITIONS, Metric, comparisons,  # noqa: E402
-                             is_binary, judged_ok, metric_matrix, minimum_detectable_effect, wilson_interval)
+from caibase.metrics import (  # noqa: E402
+    METRIC_BY_NAME,
+    METRICS,
+    REFERENCE_CONDITIONS,
+    Metric,
+    comparisons,
+    is_binary,
+    judged_ok,
+    metric_matrix,
+    minimum_detectable_effect,
+    wilson_interval,
+)
 from caibase.provenance import REPO_ROOT, code_version  # noqa: E402
 
 # --- the statistics as they were before vectorizing (the reference 'before'), verbatim ---

@@ -42,9 +42,8 @@ def child(mode: str, model_dir: Path, cfg: dict, threads: int) -> None:
     """Runs in a fresh interpreter: train `cfg["max_steps"]` steps, then print the time and this process's peak RSS."""
     import torch
 
-    from caibase.prompts import dialogue_prompt
     from caibase.models import load_model, load_tokenizer
-    from caibase.prompts import load_prompt_set
+    from caibase.prompts import dialogue_prompt, load_prompt_set
     from caibase.training import train_dpo, train_sft
 
     torch.set_num_threads(threads)

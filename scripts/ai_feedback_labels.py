@@ -15,11 +15,16 @@ from pathlib import Path
 from caibase.artifacts import read_jsonl, write_jsonl
 from caibase.config import sampling_settings
 from caibase.constitution import load_constitution
-from caibase.prompts import dialogue_prompt
 from caibase.feedback import (
-    COT_STOPS, ChainOfThought, NoPairsError, ai_feedback_labels, position_filter, soft_label_pairs,
+    COT_STOPS,
+    ChainOfThought,
+    NoPairsError,
+    ai_feedback_labels,
+    position_filter,
+    soft_label_pairs,
 )
 from caibase.models import load_model, load_model_info, load_tokenizer
+from caibase.prompts import dialogue_prompt
 from caibase.provenance import REPO_ROOT, stamp
 from caibase.runtime import setup
 

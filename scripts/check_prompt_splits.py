@@ -4,7 +4,7 @@
 """
 
 from caibase.artifacts import write_json
-from caibase.prompts import load_prompt_set, find_contamination
+from caibase.prompts import find_contamination, load_prompt_set
 from caibase.runtime import setup
 
 

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 from caibase.artifacts import read_jsonl, write_json, write_jsonl
+from caibase.backends import load_generation_model
 from caibase.config import sampling_settings
 from caibase.constitution import load_constitution
 from caibase.critique import critique_and_revise, degenerate_summary
 from caibase.generation import shard_identity
-from caibase.backends import load_generation_model
 from caibase.models import load_model_info, load_tokenizer
 from caibase.provenance import REPO_ROOT, stamp
 from caibase.runtime import setup

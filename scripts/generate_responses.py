@@ -12,10 +12,9 @@ from pathlib import Path
 from caibase.artifacts import write_jsonl
 from caibase.backends import load_generation_model
 from caibase.config import sampling_settings
-from caibase.prompts import RESPONSE_STOPS, dialogue_prompt
 from caibase.generation import degenerate_reason, generate, remove_shard, sample_seed, shard_identity
 from caibase.models import load_model_info, load_tokenizer
-from caibase.prompts import chat_prompt, head_by_category, load_prompt_set
+from caibase.prompts import RESPONSE_STOPS, chat_prompt, dialogue_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
 from caibase.runtime import setup
 

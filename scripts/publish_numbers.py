@@ -9,11 +9,9 @@ from collections import defaultdict
 import pandas as pd
 
 from caibase.artifacts import atomic_path, check_manifest, read_json, read_records, write_json
-from caibase.metrics import two_way_bootstrap
+from caibase.metrics import is_rate, two_way_bootstrap
 from caibase.provenance import code_version, config_sha256
-from caibase.metrics import is_rate
-from caibase.published import (ABS_TOLERANCE, build_numbers, data_scale_numbers, formula_docs,
-                               judge_agreement_numbers)
+from caibase.published import ABS_TOLERANCE, build_numbers, data_scale_numbers, formula_docs, judge_agreement_numbers
 from caibase.report import macros_tex
 from caibase.runtime import setup
 

@@ -30,7 +30,8 @@ def main(smk) -> None:
     ) if wanted]
     if hh_rlhf_users:
         hh_rlhf_harmless_rows()
-        uses["hh_rlhf"] = ", ".join(hh_rlhf_users) + "; rows selected in the stable order of caibase.prompts.hh_rlhf_key"
+        uses["hh_rlhf"] = (", ".join(hh_rlhf_users)
+                           + "; rows selected in the stable order of caibase.prompts.hh_rlhf_key")
     sources = fetched_sources()
     write_json(smk.output.sources, {"mirror": bool(os.environ.get("CAI_DATA_MIRROR")), "uses": uses,
                                     "sources": sources})

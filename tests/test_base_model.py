@@ -11,6 +11,7 @@ import pytest
 from caibase.base_model import InstructModelError, check_config_model, instruct_signals, name_signals
 from caibase.config import ConfigError, check_config
 from caibase.models import check_training_model, load_model_info, prepare_model
+
 from conftest import REPO, load_config
 
 
@@ -83,7 +84,8 @@ def test_a_chat_template_alone_is_recorded_and_logged_not_refused(checkpoint, tm
         json.dumps({k: v for k, v in json.loads((checkpoint / "tokenizer_config.json").read_text()).items()
                     if k != "chat_template"}))
     (checkpoint / "chat_template.jinja").write_text("{{ messages }}")
-    assert [(s["strong"], "chat_template.jinja" in s["detail"]) for s in instruct_signals(checkpoint)] == [(False, True)]
+    signals = instruct_signals(checkpoint)
+    assert [(s["strong"], "chat_template.jinja" in s["detail"]) for s in signals] == [(False, True)]
 
 
 def test_training_refuses_a_prepared_base_model_that_turns_out_instruct(checkpoint, tmp_path):

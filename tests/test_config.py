@@ -7,6 +7,7 @@ import yaml
 
 from caibase.config import ConfigError, check_config, check_repo_paths, validate_schema
 from caibase.prompts import load_prompt_set
+
 from conftest import REPO, load_config, snakemake_bin
 
 
@@ -53,7 +54,7 @@ def run_snakemake(tmp_path, config_file, *args):
     return subprocess.run(
         [snakemake_bin(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
          "--configfile", str(config_file), *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )
 
 
@@ -150,5 +151,5 @@ def test_the_config_module_and_the_workflow_parse_do_not_import_torch():
 
     code = ("import sys, caibase.config, caibase.fingerprint, caibase.data_scale; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

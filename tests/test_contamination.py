@@ -4,21 +4,31 @@ replaced, kept here as the reference: the same hits, in the same order, on the s
 import math
 import random
 import time
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
 from caibase.config import prompt_set_paths
-from caibase.prompts import (NearDuplicateIndex, PromptSet, _shingles, find_contamination, first_human_turn,
-                             hh_rlhf_redteam_records, load_prompt_set, near_duplicate, normalize, quadratic_clash,
-                             quadratic_find_contamination)
-from conftest import load_config
+from caibase.prompts import (
+    NearDuplicateIndex,
+    PromptSet,
+    _shingles,
+    find_contamination,
+    first_human_turn,
+    hh_rlhf_redteam_records,
+    load_prompt_set,
+    near_duplicate,
+    normalize,
+    quadratic_clash,
+    quadratic_find_contamination,
+)
 
+from conftest import load_config
 
 # --- the reference: the quadratic check as it was (each pair compared; normalization cached, which changes no
 # result, so the HH-RLHF comparisons stay fast) ---
 
-@lru_cache(maxsize=None)
+@cache
 def _prepared(text):
     normalized = normalize(text)
     return normalized, frozenset(_shingles(normalized))

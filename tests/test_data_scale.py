@@ -3,9 +3,7 @@
 import pandas as pd
 import pytest
 
-from caibase.data_scale import (
-    data_scale_tables, nested_subsample, parse_sweep_policy, scaled_schedule, sweep_policy,
-)
+from caibase.data_scale import data_scale_tables, nested_subsample, parse_sweep_policy, scaled_schedule, sweep_policy
 
 
 def test_nested_subsamples_are_nested():

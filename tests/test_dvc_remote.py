@@ -116,7 +116,7 @@ def http_remote(tmp_path):
 
 
 def run(cmd, cwd, ok=True):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=GIT_ENV, timeout=120)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=GIT_ENV, timeout=120, check=False)
     if ok:
         assert result.returncode == 0, f"{cmd}:\n{result.stdout}\n{result.stderr}"
     return result

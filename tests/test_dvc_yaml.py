@@ -25,7 +25,7 @@ def outs() -> dict[str, bool]:
 
 def git_ignored(paths: list[str]) -> set[str]:
     result = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=REPO, input="\n".join(paths),
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     return set(result.stdout.split())
 
 

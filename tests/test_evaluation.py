@@ -8,8 +8,16 @@ import pandas as pd
 import pytest
 
 from caibase.judges import (
-    HFJudge, JudgeCache, JudgeStageError, RefusalStringJudge, check_judged, judge_items, judge_responses, make_judge,
-    parse_label)
+    HFJudge,
+    JudgeCache,
+    JudgeStageError,
+    RefusalStringJudge,
+    check_judged,
+    judge_items,
+    judge_responses,
+    make_judge,
+    parse_label,
+)
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +260,7 @@ def test_head_by_category_covers_every_category():
 
 def test_config_checks_for_judges_and_the_instruct_reference(repo):
     from caibase.config import ConfigError, check_evaluation
+
     from conftest import load_config
 
     config = load_config("smoke.yaml")

@@ -5,12 +5,18 @@ import pytest
 import torch
 
 from caibase.constitution import load_constitution
-from caibase.prompts import dialogue_prompt
 from caibase.feedback import (
-    ai_feedback_labels, comparison_prompt, option_logprobs, prob_first, score_hhh, soft_label_pairs, swap_options,
+    ai_feedback_labels,
+    comparison_prompt,
+    option_logprobs,
+    prob_first,
+    score_hhh,
+    soft_label_pairs,
+    swap_options,
 )
 from caibase.metrics import validation_summary, wilson_interval
 from caibase.models import encode_continuation, encode_prompt, load_model, load_tokenizer
+from caibase.prompts import dialogue_prompt
 
 
 @pytest.fixture(scope="module")

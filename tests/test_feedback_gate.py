@@ -16,6 +16,7 @@ from caibase.artifacts import read_json, write_csv, write_jsonl
 from caibase.feedback_gate import FeedbackGateError, condition_validity, enforce, feedback_gate, gated, mark_conditions
 from caibase.metrics import validation_summary
 from caibase.report import invalid_conditions, macros_tex, write_figures, write_tables
+
 from conftest import REPO, load_config
 
 AT_CHANCE = {"accuracy": 0.5, "accuracy_ci95_wilson": [0.40, 0.60], "n": 100}
@@ -243,7 +244,8 @@ def test_the_paper_tables_figures_and_macros_set_the_condition_apart(run, tmp_pa
         assert "gray" not in dpo_row and not safety[safety.condition == "dpo_aif"].valid.any()
         assert safety[safety.condition != "dpo_aif"].valid.all()
         assert all("gray" in line for line in paired_tex.splitlines() if r"dpo\_aif -" in line)
-        assert not paired[paired.treatment == "dpo_aif"].valid.any() and paired[paired.treatment != "dpo_aif"].valid.all()
+        assert not paired[paired.treatment == "dpo_aif"].valid.any()
+        assert paired[paired.treatment != "dpo_aif"].valid.all()
         assert r"\AifValidfalse" in macros and r"\HasAifGatetrue" in macros
         assert r"\newcommand{\FeedbackGateReason}{the feedback model's accuracy on hhh is 0.50 (n=100)" in macros
         assert r"[0.40, 0.60] does not lie above chance (0.5)}" in macros

@@ -1,8 +1,6 @@
 import pytest
 
-from caibase.generation import (
-    GenerationSettings, PerRowSampler, cut_at_stop, degenerate_reason, generate, sample_seed,
-)
+from caibase.generation import GenerationSettings, PerRowSampler, cut_at_stop, degenerate_reason, generate, sample_seed
 from caibase.models import load_model, load_tokenizer
 
 
@@ -97,7 +95,8 @@ def test_degenerate_outputs_are_detected(text, reason):
 def test_nucleus_matches_a_full_sort_whatever_the_candidate_count():
     import torch
 
-    logits = torch.randn(6, 500, generator=torch.Generator().manual_seed(0)) * torch.tensor([[0.5], [1], [2], [4], [8], [0.1]])
+    scales = torch.tensor([[0.5], [1], [2], [4], [8], [0.1]])
+    logits = torch.randn(6, 500, generator=torch.Generator().manual_seed(0)) * scales
     probs = torch.softmax(logits, dim=-1)
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     reference = [set(order[r][(sorted_probs.cumsum(-1) - sorted_probs)[r] < 0.9].tolist()) for r in range(6)]

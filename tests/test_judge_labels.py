@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from caibase.judge_validation import (
-    LabelPassError, _main, load_labeled, merge_label_passes, sample_pipeline_items, stratum_counts,
+    LabelPassError,
+    _main,
+    load_labeled,
+    merge_label_passes,
+    sample_pipeline_items,
+    stratum_counts,
 )
 
 CONDITIONS = ("base", "sft", "dpo")

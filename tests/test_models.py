@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from caibase.models import (
-    ModelSourceError, find_embedded_gguf, load_model, load_model_info, load_tokenizer, prepare_model, weights_sha256,
+    ModelSourceError,
+    find_embedded_gguf,
+    load_model,
+    load_model_info,
+    load_tokenizer,
+    prepare_model,
+    weights_sha256,
 )
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from caibase.config import prompt_set_paths
 from caibase.prompts import PromptSetError, find_contamination, load_prompt_set, near_duplicate
+
 from conftest import load_config
 
 

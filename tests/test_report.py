@@ -15,6 +15,7 @@ from caibase.data_scale import data_scale_tables
 from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.metrics import summarize
 from caibase.report import latex_escape, macros_tex
+
 from conftest import REPO
 
 

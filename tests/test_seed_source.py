@@ -83,7 +83,8 @@ def _files(tmp_path, config_text: str):
     style = tmp_path / "style.py"
     style.write_text('STYLE_PROMPTS = {"s": {"instruction": "I", "test_prompts": ["q"]}}\n'
                      'NON_ENGLISH_STYLES = {}\nPERSONA_STYLES = {}\n'
-                     'def _judge_style_adherence(a, b, c, d):\n    judge_content = f"S {style_instruction} {response}"\n'
+                     'def _judge_style_adherence(a, b, c, d):\n'
+                     '    judge_content = f"S {style_instruction} {response}"\n'
                      'def evaluate_style(a):\n    styled_prompt = f"{instruction} / {prompt}"\n')
     return config_py, evaluation, style
 
@@ -140,7 +141,7 @@ def test_seed_yaml_validates_and_names_the_studys_sets():
 
 def test_seed_yaml_dry_run_plans_the_study(data_mirror):
     result = subprocess.run([snakemake_bin(), "-n", "--configfile", "config/seed.yaml"], cwd=REPO,
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
     assert "'principles': 18" in out and "'jailbreak': 24" in out and "'direct': 8" in out

@@ -10,9 +10,23 @@ import pandas as pd
 import pytest
 
 from caibase import metrics
-from caibase.metrics import (METRIC_BY_NAME, METRICS, REFERENCE_CONDITIONS, Metric, comparisons, is_binary, judged_ok,
-                             metric_matrix, minimum_detectable_effect, paired_difference, paired_table, sign_flip_test,
-                             summarize, two_way_bootstrap, wilson_interval)
+from caibase.metrics import (
+    METRIC_BY_NAME,
+    METRICS,
+    REFERENCE_CONDITIONS,
+    Metric,
+    comparisons,
+    is_binary,
+    judged_ok,
+    metric_matrix,
+    minimum_detectable_effect,
+    paired_difference,
+    paired_table,
+    sign_flip_test,
+    summarize,
+    two_way_bootstrap,
+    wilson_interval,
+)
 
 TOLERANCE = 1e-12
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from caibase.config import ConfigError, validate_schema
+
 from conftest import REPO, load_config
 
 CONFIGS = ["config.yaml", "smoke.yaml", "paper.yaml", "scale.yaml"]

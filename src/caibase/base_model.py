@@ -112,7 +112,8 @@ def instruct_signals(weights_dir: str | Path, model_id: str | None = None) -> li
     tokenizer = _json(weights_dir / "tokenizer_config.json")
     eos = _token(tokenizer.get("eos_token"))
     if eos in TURN_END_TOKENS:
-        signals.append(_signal("tokenizer", f"the tokenizer's end-of-sequence token is the chat turn terminator {eos!r}"))
+        signals.append(_signal("tokenizer",
+                               f"the tokenizer's end-of-sequence token is the chat turn terminator {eos!r}"))
     template = [name for name in ("chat_template.jinja", "chat_template.json") if (weights_dir / name).is_file()]
     if tokenizer.get("chat_template") or template:
         where = template[0] if template else "tokenizer_config.json"

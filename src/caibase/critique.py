@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-
-from caibase.constitution import Constitution, CritiquePrinciple
 from pathlib import Path
 
+from caibase.constitution import Constitution, CritiquePrinciple
 from caibase.generation import GenerationSettings, degenerate_reason, generate, sample_seed
 from caibase.prompts import TURN_STOPS, dialogue_prompt
 

@@ -109,7 +109,8 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 
                 cache.crop(-(len(option_a) - split))  # keep the prompt and the shared option tokens
                 tail = torch.tensor([option_b[split:]] * len(rows), device=device)
                 tail_mask = torch.cat([mask[:, : first + split], torch.ones_like(tail)], dim=1)
-                tail_pos = positions[:, first + split - 1 : first + split] + 1 + torch.arange(tail.shape[1], device=device)
+                tail_pos = (positions[:, first + split - 1 : first + split] + 1
+                            + torch.arange(tail.shape[1], device=device))
                 tail_lp = torch.log_softmax(model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
                                                   cache=cache, use_cache=True).logits.float(), dim=-1)
                 lp_b = lp_b + sum(tail_lp[:, k, t] for k, t in enumerate(rest))
@@ -132,8 +133,9 @@ def score_both_orders(model, tokenizer, items: Sequence[dict], prefix: str, batc
     order's probability is clamped to its band before averaging; the raw probabilities and reasoning are kept."""
     prompts = []
     for item in items:
-        prompts.append(prefix + comparison_prompt(item["conversation"], item["principle"], item["first"], item["second"]))
-        prompts.append(prefix + comparison_prompt(item["conversation"], item["principle"], item["second"], item["first"]))
+        conversation, principle = item["conversation"], item["principle"]
+        prompts.append(prefix + comparison_prompt(conversation, principle, item["first"], item["second"]))
+        prompts.append(prefix + comparison_prompt(conversation, principle, item["second"], item["first"]))
     reasoning = []
     if chain_of_thought:
         reasoning = [g.text.strip() for g in generate(model, tokenizer, [reasoning_prompt(p) for p in prompts],

@@ -18,7 +18,7 @@ A judge failure (`parse_error`, `api_error`) is a status, never a label: it coun
 Degenerate responses (empty, leaked special tokens, loops, echoes) are not judged: `skipped_degenerate`.
 
     python -c "from caibase.judges import make_judge; print(make_judge({'backend': 'refusal-strings'}).judge('q', 'No.'))"
-"""
+"""  # noqa: E501 (the line above is a command to copy and paste whole)
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 from caibase.artifacts import read_jsonl, write_json
 from caibase.config import REPO_ROOT
 from caibase.runtime import setup
@@ -101,9 +100,8 @@ def _launch_record(config: dict, trainer) -> dict:
 
 def sft_stage(job: dict, log) -> None:
     """SFT with LoRA from the prepared model (helpful-only SFT, or SL-CAI SFT when the job has revisions)."""
-    from caibase.prompts import dialogue_prompt, slcai_sft_records
     from caibase.models import check_training_model, load_model, load_model_info, load_tokenizer
-    from caibase.prompts import load_prompt_set
+    from caibase.prompts import dialogue_prompt, load_prompt_set, slcai_sft_records
     from caibase.provenance import stamp
     from caibase.training import train_sft
 

@@ -171,7 +171,9 @@ def _resample_means(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> n
     return means
 
 
-def two_way_bootstrap(matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def two_way_bootstrap(
+    matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile CI of the grand mean of a (seeds x prompts) matrix, resampling seeds and prompts independently;
     NaN cells (unjudged items) are left out of each mean. Every resample's mean is computed at once; the resamples
     are those the former per-resample loop drew for the same seed (see _draw_resamples)."""

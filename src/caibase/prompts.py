@@ -1,4 +1,5 @@
-"""Prompt sets (JSON Lines with id, category, split, prompt[, response, style]) and the train/eval contamination check."""
+"""Prompt sets (JSON Lines with id, category, split, prompt[, response, style]) and the train/eval contamination
+check."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from caibase import sources
@@ -209,14 +209,15 @@ def parse_study(config_py: Path, evaluation_py: Path, style_py: Path) -> SeedStu
                 raise SeedSourceError(f"{STYLE_FILE}:{var}[{style!r}]: needs instruction and test_prompts")
             styles[style] = spec
 
-    templates = {**_fstrings(_parse(evaluation_py, EVALUATION_FILE), EVALUATION_FILE), **_fstrings(style_tree, STYLE_FILE)}
+    templates = {**_fstrings(_parse(evaluation_py, EVALUATION_FILE), EVALUATION_FILE),
+                 **_fstrings(style_tree, STYLE_FILE)}
     missing = sorted(set(_JUDGE_FSTRINGS.values()) - set(templates))
     if missing:
         raise SeedSourceError(f"judge prompt templates not found: {missing}")
     return SeedStudy(tuple(principles), prompts, demonstrations, styles, templates, cai_config)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_study(mirror: str | None) -> SeedStudy:
     return parse_study(*(sources.fetch(name) for name in FILES))
 

@@ -44,15 +44,18 @@ def _paper(path: str, sha256: str) -> Source:
 
 SOURCES: dict[str, Source] = {
     "cai-paper/prompts/CritiqueRevisionInstructions.json": _paper(
-        "prompts/CritiqueRevisionInstructions.json", "a55071cbef36e2a944e8e4f3612eb6afaaa63b5d56e7e8c14732cedc864b4045"),
+        "prompts/CritiqueRevisionInstructions.json",
+        "a55071cbef36e2a944e8e4f3612eb6afaaa63b5d56e7e8c14732cedc864b4045"),
     "cai-paper/prompts/CritiqueRevisionFewShotPrompts.json": _paper(
-        "prompts/CritiqueRevisionFewShotPrompts.json", "cb8082c963af77b3e2713f1dc37adff01962b21ebb5f92d37877d559dfeb1085"),
+        "prompts/CritiqueRevisionFewShotPrompts.json",
+        "cb8082c963af77b3e2713f1dc37adff01962b21ebb5f92d37877d559dfeb1085"),
     "cai-paper/prompts/RLMadisonInstructions.json": _paper(
         "prompts/RLMadisonInstructions.json", "aeadbe39725a89dc8d2fb0ed54f0a646a777dacd9b938175cb7b420fbd59930a"),
     "cai-paper/prompts/RLMadisonFewShotPrompts.json": _paper(
         "prompts/RLMadisonFewShotPrompts.json", "f1fdce27f1b4693a172aa4249e097b3a3beadcbc5c0b58d720d716a6d4999d74"),
     "cai-paper/prompts/RLMadisonPrecogFewShotPrompts.json": _paper(
-        "prompts/RLMadisonPrecogFewShotPrompts.json", "9417ba076fec230ec2d7573dccacdc5e3cd2c0736cb8930bfb2aba78248dda70"),
+        "prompts/RLMadisonPrecogFewShotPrompts.json",
+        "9417ba076fec230ec2d7573dccacdc5e3cd2c0736cb8930bfb2aba78248dda70"),
     "cai-paper/evals/438HHHEvaluations.jsonl": _paper(
         "evals/438HHHEvaluations.jsonl", "d1ee180289d3eeeb314ad862344cbd9af07f19c6d52a77524f9a1a21e7373c10"),
     # A 100-row development sample that exists only in the CI mirror, for fast tests.
@@ -67,7 +70,8 @@ SOURCES: dict[str, Source] = {
     "seed-repo/src/config.py": Source(
         SEED_REPO, SEED_COMMIT, "src/config.py", "63d9f352257b5e9d7a9c891c1ef522a18e8adc34d0853b9f5b61c18c55291179"),
     "seed-repo/src/evaluation.py": Source(
-        SEED_REPO, SEED_COMMIT, "src/evaluation.py", "22c57265511787d29053fbda388b397c20877f5c8e6f4874f8f15a09f06292d4"),
+        SEED_REPO, SEED_COMMIT, "src/evaluation.py",
+        "22c57265511787d29053fbda388b397c20877f5c8e6f4874f8f15a09f06292d4"),
     "seed-repo/src/style_diversity_eval.py": Source(
         SEED_REPO, SEED_COMMIT, "src/style_diversity_eval.py",
         "4eba8e08161069e23a97d52907e0bb6852d78700b43a30f0c96a3eb6edd50427"),

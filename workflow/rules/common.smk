@@ -21,8 +21,9 @@ SEEDS = config["seeds"]
 CONDITIONS = config["evaluation"]["conditions"]
 SOURCE_PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config, REPO).items()}
 # `seed-2025:<set>` prompt sets: written by the rule seed_prompt_set (workflow/rules/prompts.smk) from the pinned study.
-SEED_PROMPT_SETS = {name: spec.split(":", 1)[1] for name, spec in prompt_set_specs(config).items()
-                    if spec.startswith("seed-2025:")}
+SEED_PROMPT_SETS = {
+    name: spec.split(":", 1)[1] for name, spec in prompt_set_specs(config).items() if spec.startswith("seed-2025:")
+}
 SEED_PROTOCOL = config["prompts"].get("seed_protocol", "held_out")
 SOURCE_PROMPT_FILES |= {name: seed_prompt_set_file(config, seed_set) for name, seed_set in SEED_PROMPT_SETS.items()}
 EVAL_SETS = list(config["prompts"]["eval"])
@@ -84,10 +85,25 @@ def data_scale_points():
         for pairs in SWEEP["pairs"]:
             seed_dir = f"{OUT}/seed{seed}/dpo/{pairs}"
             points.append({"seed": seed, "pairs": pairs, "point": "sft", "policy": "sft", "adapter": None})
-            points += [{"seed": seed, "pairs": pairs, "point": f"n{n}", "policy": sweep_policy(pairs, n),
-                        "adapter": f"{seed_dir}/n{n}/adapter"} for n in SWEEP["sizes"]]
-            points.append({"seed": seed, "pairs": pairs, "point": "full", "policy": POLICY_OF_PAIRS[pairs],
-                           "adapter": f"{seed_dir}/adapter"})
+            points += [
+                {
+                    "seed": seed,
+                    "pairs": pairs,
+                    "point": f"n{n}",
+                    "policy": sweep_policy(pairs, n),
+                    "adapter": f"{seed_dir}/n{n}/adapter",
+                }
+                for n in SWEEP["sizes"]
+            ]
+            points.append(
+                {
+                    "seed": seed,
+                    "pairs": pairs,
+                    "point": "full",
+                    "policy": POLICY_OF_PAIRS[pairs],
+                    "adapter": f"{seed_dir}/adapter",
+                }
+            )
     return points
 
 
@@ -97,8 +113,10 @@ def paper_pdf_wanted():
     pdf = f"{OUT}/paper/main.pdf"
     if LATEXMK or Path(pdf).exists():
         return True
-    logger.info(f"latexmk not found on PATH: {pdf} is left out of the targets and of `snakemake --report` "
-                "(install TeX Live with latexmk and pdflatex to build the paper)")
+    logger.info(
+        f"latexmk not found on PATH: {pdf} is left out of the targets and of `snakemake --report` "
+        "(install TeX Live with latexmk and pdflatex to build the paper)"
+    )
     return False
 
 
@@ -136,8 +154,10 @@ def seed_study_summary():
         logger.warning(f"seed-2025: the study's files are not available yet ({err}); rule seed_prompt_set fetches them")
         return
     logger.info(f"seed-2025 (bledden/cai-tinkerideas, pinned): {study.summary()}")
-    used = ", ".join(f"{name}={len(prompt_set_records(seed_set, SEED_PROTOCOL, study))}"
-                     for name, seed_set in SEED_PROMPT_SETS.items())
+    used = ", ".join(
+        f"{name}={len(prompt_set_records(seed_set, SEED_PROTOCOL, study))}"
+        for name, seed_set in SEED_PROMPT_SETS.items()
+    )
     logger.info(f"seed-2025 prompt sets of this run (prompts.seed_protocol={SEED_PROTOCOL}): {used}")
 
 

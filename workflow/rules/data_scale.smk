@@ -3,8 +3,8 @@ use rule dpo as dpo_subsample with:
         adapter=directory(f"{OUT}/seed{{seed}}/dpo/{{pairs}}/n{{n_pairs}}/adapter"),
         history=f"{OUT}/seed{{seed}}/dpo/{{pairs}}/n{{n_pairs}}/history.csv",
     params:
-        n_pairs=lambda wildcards: int(wildcards.n_pairs),
         **job_params("scripts/train_dpo.py", "model", "device", "training", "dpo"),
+        n_pairs=lambda wildcards: int(wildcards.n_pairs),
     log:
         f"{OUT}/logs/seed{{seed}}/dpo_{{pairs}}_n{{n_pairs}}.log",
     benchmark:
@@ -15,18 +15,19 @@ use rule dpo as dpo_subsample with:
 
 rule data_scale:
     input:
-        judged=sorted({rules.judge.output.judged.format(seed=p["seed"], policy=p["policy"])
-                       for p in data_scale_points()}),
+        judged=sorted(
+            {rules.judge.output.judged.format(seed=p["seed"], policy=p["policy"]) for p in data_scale_points()}
+        ),
         adapters=[p["adapter"] for p in data_scale_points() if p["adapter"]],
         model=rules.prepare_model.output.info,
     output:
         per_seed=f"{OUT}/tables/data_scale.csv",
         summary=f"{OUT}/tables/data_scale_summary.csv",
     params:
+        **job_params("scripts/data_scale.py"),
         points=data_scale_points(),
         eval_sets=SWEEP["eval_sets"],
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
-        **job_params("scripts/data_scale.py"),
     log:
         f"{OUT}/logs/data_scale.log",
     container:

@@ -1,6 +1,7 @@
 # Validated against human labels: the refusal judge, and the score judge too when it can label refusals.
 VALIDATED_JUDGES = [config["evaluation"]["judge"]] + [
-    cfg for cfg in [config["evaluation"].get("score_judge")]
+    cfg
+    for cfg in [config["evaluation"].get("score_judge")]
     if cfg and cfg["backend"] != "refusal-strings" and cfg != config["evaluation"]["judge"]
 ]
 
@@ -12,9 +13,15 @@ rule judge:
     output:
         judged=f"{OUT}/seed{{seed}}/eval/{{policy}}/judged.jsonl",
     params:
+        **job_params(
+            "scripts/judge.py",
+            "run_name",
+            "evaluation.judge",
+            "evaluation.score_judge",
+            "evaluation.max_judge_failure_share",
+            "evaluation.max_degenerate_share",
+        ),
         cache_dir=f"{OUT}/judge_cache",
-        **job_params("scripts/judge.py", "run_name", "evaluation.judge", "evaluation.score_judge",
-                     "evaluation.max_judge_failure_share", "evaluation.max_degenerate_share"),
     log:
         f"{OUT}/logs/seed{{seed}}/judge_{{policy}}.log",
     threads: config["threads"]
@@ -36,11 +43,11 @@ rule validate_judges:
         records=f"{OUT}/judges/validation.jsonl",
         table=f"{OUT}/tables/judge_agreement.csv",
     params:
+        **job_params("scripts/validate_judges.py"),
         judges=VALIDATED_JUDGES,
         validation=config["evaluation"]["judge_validation"],
         cache_dir=f"{OUT}/judge_cache",
         max_failure_share=config["evaluation"]["max_judge_failure_share"],
-        **job_params("scripts/validate_judges.py"),
     log:
         f"{OUT}/logs/validate_judges.log",
     benchmark:

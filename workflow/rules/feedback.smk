@@ -6,8 +6,8 @@ rule validate_feedback_model:
         hh_rlhf=f"{OUT}/feedback/validation/hh_rlhf.jsonl",
         summary=f"{OUT}/feedback/validation/summary.json",
     params:
-        feedback=config["feedback"],
         **job_params("scripts/validate_feedback_model.py", "model", "device", "constitution"),
+        feedback=config["feedback"],
     log:
         f"{OUT}/logs/validate_feedback_model.log",
     benchmark:
@@ -29,8 +29,8 @@ rule ai_feedback_labels:
         labels=f"{OUT}/seed{{seed}}/pairs/ai-feedback.labels.jsonl",
         pairs=f"{OUT}/seed{{seed}}/pairs/ai-feedback.jsonl",
     params:
-        feedback={key: value for key, value in config["feedback"].items() if key != "gate"},  # the gate: validation
         **job_params("scripts/ai_feedback_labels.py", "model", "device", "constitution"),
+        feedback={key: value for key, value in config["feedback"].items() if key != "gate"},  # the gate: validation
     log:
         f"{OUT}/logs/seed{{seed}}/ai_feedback_labels.log",
     benchmark:

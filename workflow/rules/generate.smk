@@ -7,12 +7,12 @@ rule generate_redteam:
     output:
         responses=f"{OUT}/seed{{seed}}/slcai/responses.jsonl",
     params:
+        **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
         policy="sft",
         prompt_sets=["redteam_train"],
         limit=None,
         n_samples=2 if "dpo_aif" in CONDITIONS else 1,  # AI feedback compares two samples
         sampling=config["generation"],
-        **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
     log:
         f"{OUT}/logs/seed{{seed}}/generate_redteam.log",
     benchmark:
@@ -35,12 +35,12 @@ rule generate_eval:
     output:
         responses=f"{OUT}/seed{{seed}}/eval/{{policy}}/responses.jsonl",
     params:
+        **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
         policy=lambda wc: wc.policy,
         prompt_sets=policy_eval_sets,
         limit={name: config["prompts"]["eval_limits"].get(name, config["prompts"]["eval_limit"]) for name in EVAL_SETS},
         n_samples=config["evaluation"]["samples_per_prompt"],
         sampling=config["evaluation"]["sampling"],
-        **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
     log:
         f"{OUT}/logs/seed{{seed}}/generate_eval_{{policy}}.log",
     benchmark:

@@ -5,11 +5,11 @@ rule build_redteam_set:
     output:
         prompts=PROMPT_FILES["redteam_train"],
     params:
+        **job_params("scripts/build_redteam_set.py"),
         limit=config["prompts"]["redteam_limit"],
         hh_rlhf=config["prompts"]["redteam_hh_rlhf"],
         eval_names=EVAL_SETS,
         threshold=config["prompts"]["near_duplicate_threshold"],
-        **job_params("scripts/build_redteam_set.py"),
     log:
         f"{OUT}/logs/build_redteam_set.log",
     container:
@@ -29,8 +29,8 @@ rule seed_prompt_set:
     wildcard_constraints:
         seed_set="|".join(sorted(set(SEED_PROMPT_SETS.values()))) or "(?!)",
     params:
-        protocol=SEED_PROTOCOL,
         **job_params("scripts/seed_prompt_set.py"),
+        protocol=SEED_PROTOCOL,
     log:
         f"{OUT}/logs/seed_prompt_set_{{seed_set}}.log",
     container:
@@ -45,11 +45,14 @@ rule check_prompt_splits:
     output:
         report=f"{OUT}/checks/prompt_splits.json",
     params:
-        threshold=config["prompts"]["near_duplicate_threshold"],
         # The study's own protocol trains on its evaluation prompts: recorded in the report, not a failure.
-        **({"allow_overlap": "seed_protocol: same_prompts"} if SEED_PROMPT_SETS and SEED_PROTOCOL == "same_prompts"
-           else {}),
+        **(
+            {"allow_overlap": "seed_protocol: same_prompts"}
+            if SEED_PROMPT_SETS and SEED_PROTOCOL == "same_prompts"
+            else {}
+        ),
         **job_params("scripts/check_prompt_splits.py"),
+        threshold=config["prompts"]["near_duplicate_threshold"],
     log:
         f"{OUT}/logs/check_prompt_splits.log",
     container:
@@ -64,8 +67,14 @@ rule record_sources:
     output:
         sources=f"{OUT}/prompts/sources.json",
     params:
-        **job_params("scripts/record_sources.py", "constitution", "feedback", "-feedback.gate",
-                     "prompts.redteam_hh_rlhf", "evaluation.judge_validation"),
+        **job_params(
+            "scripts/record_sources.py",
+            "constitution",
+            "feedback",
+            "-feedback.gate",
+            "prompts.redteam_hh_rlhf",
+            "evaluation.judge_validation",
+        ),
     log:
         f"{OUT}/logs/record_sources.log",
     container:

@@ -11,9 +11,10 @@ rule aggregate:
         status=f"{OUT}/tables/judge_status.csv",
         metrics=report(f"{OUT}/metrics.json", caption="../report/metrics.rst", category="Results"),
     params:
+        **job_params(
+            "scripts/aggregate.py", "run_name", "seeds", "evaluation.conditions", "evaluation.samples_per_prompt"
+        ),
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
-        **job_params("scripts/aggregate.py", "run_name", "seeds", "evaluation.conditions",
-                     "evaluation.samples_per_prompt"),
     log:
         f"{OUT}/logs/aggregate.log",
     container:
@@ -35,9 +36,11 @@ DPO_PAIRS = [pairs for condition, pairs in (("dpo", "revision"), ("dpo_aif", "ai
 RAW_RECORDS = {
     "judged": expand(rules.judge.output.judged, seed=SEEDS, policy=CONDITIONS),
     "histories": expand(rules.dpo.output.history, seed=SEEDS, pairs=DPO_PAIRS),
-    "feedback": [rules.validate_feedback_model.output.hhh, rules.validate_feedback_model.output.hh_rlhf]
-    if config["feedback"]["validate"]
-    else [],
+    "feedback": (
+        [rules.validate_feedback_model.output.hhh, rules.validate_feedback_model.output.hh_rlhf]
+        if config["feedback"]["validate"]
+        else []
+    ),
     "sweep_judged": rules.data_scale.input.judged if SWEEP_POLICIES else [],
     "judge_validation": rules.validate_judges.output.records,
 }
@@ -56,13 +59,24 @@ rule publish_numbers:
         published=f"{PAPER}/published.json",
         macros=f"{PAPER}/generated/macros.tex",
     params:
+        **job_params(
+            "scripts/publish_numbers.py",
+            "run_name",
+            "seeds",
+            "device",
+            "evaluation.conditions",
+            "evaluation.samples_per_prompt",
+            "prompts.eval_limit",
+            "prompts.eval_limits",
+            "prompts.redteam_limit",
+            "prompts.redteam_hh_rlhf",
+            "dpo.beta",
+            "dpo.max_steps",
+            "critique.rounds",
+        ),
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         judged_path=lambda wildcards: str(rules.judge.output.judged),  # {seed}, {policy} filled in by the script
         sweep_eval_sets=SWEEP["eval_sets"],
-        **job_params("scripts/publish_numbers.py", "run_name", "seeds", "device", "evaluation.conditions",
-                     "evaluation.samples_per_prompt", "prompts.eval_limit", "prompts.eval_limits",
-                     "prompts.redteam_limit", "prompts.redteam_hh_rlhf", "dpo.beta", "dpo.max_steps",
-                     "critique.rounds"),
     log:
         f"{OUT}/logs/publish_numbers.log",
     container:
@@ -79,10 +93,18 @@ rule render_report:
         feedback=RAW_RECORDS["feedback"],
         data_scale=DATA_SCALE_TABLES,
     output:
-        tables=report(directory(f"{PAPER}/generated/tables"), patterns=["{name}.csv"],
-                      caption="../report/tables.rst", category="Tables"),
-        figures=report(directory(f"{PAPER}/generated/figures"), patterns=["{name}.png"],
-                       caption="../report/figures.rst", category="Figures"),
+        tables=report(
+            directory(f"{PAPER}/generated/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        figures=report(
+            directory(f"{PAPER}/generated/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     params:
         **job_params("scripts/render_report.py"),
     log:

@@ -7,8 +7,8 @@ rule sft:
         adapter=directory(f"{OUT}/seed{{seed}}/sft/adapter"),
         history=f"{OUT}/seed{{seed}}/sft/history.csv",
     params:
-        trainer=config["sft"],
         **job_params("scripts/train_sft.py", "model", "device", "training"),
+        trainer=config["sft"],
     log:
         f"{OUT}/logs/seed{{seed}}/sft.log",
     benchmark:

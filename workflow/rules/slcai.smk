@@ -7,8 +7,7 @@ rule critique_revise:
         revisions=f"{OUT}/seed{{seed}}/slcai/revisions.jsonl",
         summary=f"{OUT}/seed{{seed}}/slcai/degenerate.json",
     params:
-        **job_params("scripts/critique_revise.py", "model", "device", "generation.backend", "critique",
-                     "constitution"),
+        **job_params("scripts/critique_revise.py", "model", "device", "generation.backend", "critique", "constitution"),
     log:
         f"{OUT}/logs/seed{{seed}}/critique_revise.log",
     benchmark:
@@ -47,9 +46,9 @@ rule slcai_sft:
         adapter=directory(f"{OUT}/seed{{seed}}/slcai/adapter"),
         history=f"{OUT}/seed{{seed}}/slcai/history.csv",
     params:
+        **job_params("scripts/train_sft.py", "model", "device", "training"),
         trainer=config["slcai_sft"],
         all_revisions=config["slcai_sft"]["all_revisions"],
-        **job_params("scripts/train_sft.py", "model", "device", "training"),
     log:
         f"{OUT}/logs/seed{{seed}}/slcai_sft.log",
     benchmark:
