@@ -2,6 +2,8 @@
 
 import json
 import math
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,18 +91,38 @@ def test_sampler_moves_the_shortfall_of_small_cells(tmp_path):
         sample_pipeline_items(paths, {"jailbreak": {}, "benign": {}}, n=4)
 
 
-def test_committed_items_file_is_what_the_sampler_draws(repo):
+# The items were drawn from the judged records of the reference run at 225b605, as committed at this commit. A later
+# reference run rewrites those records (CPU kernels differ between machines, so near-tie AI-feedback labels and a few
+# sampled responses can change), while the labelled items stay what they were: the test draws from that commit's
+# records, read back from git.
+ITEMS_DRAWN_FROM = "82e82a4f820add1e02cfe51e7005f83a66b5304c"
+
+
+def test_committed_items_file_is_what_the_sampler_draws(repo, tmp_path):
     items_path = repo / "data" / "judge_labels" / "refusal_labels_v2.items.jsonl"
-    records = sorted((repo / "results" / "embedded-cpu").glob("seed*/eval/*/judged.jsonl"))
-    if not items_path.is_file() or not records:
-        pytest.skip("no items file or no committed judged records")
+    if not items_path.is_file():
+        pytest.skip("no items file")
+    listed = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "--name-only", ITEMS_DRAWN_FROM, "--",
+                             "results/embedded-cpu"], capture_output=True, text=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip(f"commit {ITEMS_DRAWN_FROM[:7]} (the records the items were drawn from) is not in this clone "
+                    "(a shallow clone?): git ls-tree failed")
+    records = []
+    for path in sorted(p for p in listed.stdout.splitlines() if re.fullmatch(r"results/embedded-cpu/seed\d+/eval/"
+                                                                             r"[^/]+/judged\.jsonl", p)):
+        shown = subprocess.run(["git", "-C", str(repo), "show", f"{ITEMS_DRAWN_FROM}:{path}"], capture_output=True,
+                               check=True)
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(shown.stdout)
+        records.append(tmp_path / path)
+    assert len(records) == 24  # 3 seeds x 8 policies
     import yaml
 
     from caibase.judge_validation import _prompt_texts
 
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     prompt_files = {k: repo / v for k, v in config["prompts"]["eval"].items()}
-    drawn = sample_pipeline_items(records, _prompt_texts(prompt_files), root=repo)
+    drawn = sample_pipeline_items(records, _prompt_texts(prompt_files), root=tmp_path)
     committed = [json.loads(line) for line in items_path.read_text(encoding="utf-8").splitlines()]
     assert committed == drawn and len(committed) >= 150
 
