@@ -1,7 +1,7 @@
 """The aggregate rule's statistics on the committed reference run's judged records: `metrics.summarize`,
 `metrics.per_seed` and `metrics.paired_table` (two-way bootstrap over seeds x prompts, sign-flip test) as they are
 now (every resample's mean at once, one pivot per condition and metric) and as they were before (a Python loop over
-the resamples with np.ix_ and np.nanmean, and pivots recomputed per metric and pair; kept below as the reference),
+the resamples with np.ix_ and np.nanmean, and pivots recomputed per metric and pair; benchmarks/stats_reference.py),
 in one process, with a check that both give the same tables (to the last bit, and against the committed
 metrics.json). Writes JSON with the times and the machine.
 
@@ -24,124 +24,16 @@ import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from itertools import product  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+from stats_reference import loop_paired_table, loop_per_seed, loop_summarize  # noqa: E402  (beside this script)
 
 from caibase import metrics  # noqa: E402
 from caibase.artifacts import read_records, write_json  # noqa: E402
-from caibase.metrics import (  # noqa: E402
-    METRIC_BY_NAME,
-    METRICS,
-    REFERENCE_CONDITIONS,
-    Metric,
-    comparisons,
-    is_binary,
-    judged_ok,
-    metric_matrix,
-    minimum_detectable_effect,
-    wilson_interval,
-)
 from caibase.provenance import REPO_ROOT, code_version  # noqa: E402
-
-# --- the statistics as they were before vectorizing (the reference 'before'), verbatim ---
-
-
-def old_per_seed(judged: pd.DataFrame) -> pd.DataFrame:
-    judged = judged_ok(judged)
-    rows = []
-    for condition in sorted(set(judged["condition"])):
-        for metric in METRICS:
-            binary = is_binary(metric, judged)
-            matrix = metric_matrix(judged, condition, metric)
-            for seed, values in matrix.iterrows():
-                values = values.to_numpy(float)
-                values = values[~np.isnan(values)]
-                low, high = (wilson_interval(int(values.sum()), len(values)) if binary
-                             else (float("nan"), float("nan")))
-                rows.append({"condition": condition, "seed": int(seed), "metric": metric.name,
-                             "value": float(values.mean()), "n_prompts": len(values),
-                             "wilson_low": low, "wilson_high": high})
-    return pd.DataFrame(rows)
-
-
-def old_two_way_bootstrap(matrix: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                          level: float = 0.95) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    n_seeds, n_prompts = matrix.shape
-    means = np.empty(n_boot)
-    for b in range(n_boot):
-        rows = rng.integers(0, n_seeds, n_seeds)
-        cols = rng.integers(0, n_prompts, n_prompts)
-        means[b] = np.nanmean(matrix[np.ix_(rows, cols)])  # a cell is NaN where the judge failed
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
-
-
-def old_summarize(judged: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
-    seeds = old_per_seed(judged)
-    judged = judged_ok(judged)
-    rows = []
-    for (condition, name), group in seeds.groupby(["condition", "metric"], sort=True):
-        matrix = metric_matrix(judged, condition, METRIC_BY_NAME[name]).to_numpy(float)
-        values = group["value"].to_numpy()
-        if len(values) == 1 and is_binary(METRIC_BY_NAME[name], judged):
-            low, high, method = group["wilson_low"].item(), group["wilson_high"].item(), "wilson"
-        else:
-            (low, high), method = old_two_way_bootstrap(matrix, n_boot=n_boot), "bootstrap_seeds_prompts"
-        rows.append({
-            "condition": condition, "reference": condition in REFERENCE_CONDITIONS, "metric": name,
-            "mean": values.mean(), "sd": values.std(ddof=1) if len(values) > 1 else float("nan"),
-            "min": values.min(), "max": values.max(), "ci95_low": low, "ci95_high": high, "ci_method": method,
-            "n_seeds": len(values), "n_prompts": int(group["n_prompts"].max()),
-        })
-    return pd.DataFrame(rows)
-
-
-def old_sign_flip_test(differences: np.ndarray) -> float:
-    differences = np.asarray(differences, float)
-    observed = abs(differences.mean())
-    n = len(differences)
-    if n <= 16:
-        signs = np.array(list(product((1.0, -1.0), repeat=n)))
-    else:
-        signs = np.random.default_rng(0).choice((1.0, -1.0), size=(100_000, n))
-    null = np.abs((signs * differences).mean(axis=1))
-    return float((null >= observed - 1e-12).mean())
-
-
-def old_paired_difference(judged: pd.DataFrame, treatment: str, control: str, prompt_set: str, field: str,
-                          n_boot: int = 2000, category: str | None = None, per_prompt: str = "mean") -> dict:
-    judged = judged_ok(judged)
-    metric = Metric("", prompt_set, field, category, per_prompt)
-    a, b = metric_matrix(judged, treatment, metric), metric_matrix(judged, control, metric)
-    seeds, prompts = a.index.intersection(b.index), a.columns.intersection(b.columns)
-    diff = a.loc[seeds, prompts].to_numpy(float) - b.loc[seeds, prompts].to_numpy(float)
-    per_seed_diff = np.nanmean(diff, axis=1)
-    low, high = old_two_way_bootstrap(diff, n_boot=n_boot)
-    return {
-        "treatment": treatment, "control": control, "prompt_set": prompt_set,
-        "difference": float(np.nanmean(diff)), "ci95_low": low, "ci95_high": high,
-        "p_permutation": old_sign_flip_test(per_seed_diff), "mde_80": minimum_detectable_effect(per_seed_diff),
-        "n_seeds": len(seeds), "n_prompts": len(prompts),
-    }
-
-
-def old_paired_table(judged: pd.DataFrame, conditions: list[str], n_boot: int = 2000) -> pd.DataFrame:
-    rows = []
-    ok = judged_ok(judged)
-    for metric in METRICS:
-        for treatment, control in comparisons(conditions):
-            if metric_matrix(ok, treatment, metric).empty or metric_matrix(ok, control, metric).empty:
-                continue
-            rows.append({"metric": metric.name, **old_paired_difference(
-                judged, treatment, control, metric.prompt_set, metric.field, n_boot, metric.category,
-                metric.per_prompt)})
-    return pd.DataFrame(rows)
-
 
 # --- measuring ---
 
@@ -219,9 +111,9 @@ def main() -> None:
     log(f"{len(judged)} judged records ({len(conditions)} conditions x {len(seeds)} seeds), n_boot {n_boot}")
 
     stages = {  # name: (before, after)
-        "summarize": (lambda j: old_summarize(j, n_boot=n_boot), lambda j: metrics.summarize(j, n_boot=n_boot)),
-        "per_seed": (old_per_seed, metrics.per_seed),
-        "paired_table": (lambda j: old_paired_table(j, conditions, n_boot=n_boot),
+        "summarize": (lambda j: loop_summarize(j, n_boot=n_boot), lambda j: metrics.summarize(j, n_boot=n_boot)),
+        "per_seed": (loop_per_seed, metrics.per_seed),
+        "paired_table": (lambda j: loop_paired_table(j, conditions, n_boot=n_boot),
                          lambda j: metrics.paired_table(j, conditions, n_boot=n_boot)),
     }
 

@@ -2,89 +2,29 @@
 resample means (to round-off; in practice to the last bit), the same CIs, tables and p-values. The published numbers
 of the committed reference run were computed with the loops (issue 17)."""
 
+import importlib.util
 import warnings
-from itertools import product
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from caibase import metrics
-from caibase.metrics import (
-    METRIC_BY_NAME,
-    METRICS,
-    REFERENCE_CONDITIONS,
-    Metric,
-    comparisons,
-    is_binary,
-    judged_ok,
-    metric_matrix,
-    minimum_detectable_effect,
-    paired_difference,
-    paired_table,
-    sign_flip_test,
-    summarize,
-    two_way_bootstrap,
-    wilson_interval,
-)
+from caibase.metrics import paired_difference, paired_table, sign_flip_test, summarize, two_way_bootstrap
+
+from conftest import REPO
 
 TOLERANCE = 1e-12
 
 
-# --- the former implementations, the reference ---
+# --- the former implementations, the reference (benchmarks/stats_reference.py, shared with bench_stats.py) ---
 
-
-def loop_means(matrix, n_boot, seed):
-    rng = np.random.default_rng(seed)
-    n_seeds, n_prompts = matrix.shape
-    means, rows_drawn, cols_drawn = np.empty(n_boot), [], []
-    for b in range(n_boot):
-        rows = rng.integers(0, n_seeds, n_seeds)
-        cols = rng.integers(0, n_prompts, n_prompts)
-        rows_drawn.append(rows)
-        cols_drawn.append(cols)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice": a resample with no judged cell
-            means[b] = np.nanmean(matrix[np.ix_(rows, cols)])
-    return means, np.array(rows_drawn).reshape(n_boot, n_seeds), np.array(cols_drawn).reshape(n_boot, n_prompts)
-
-
-def loop_bootstrap(matrix, n_boot=2000, seed=0, level=0.95):
-    means, _, _ = loop_means(matrix, n_boot, seed)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
-
-
-def loop_sign_flip(differences):
-    differences = np.asarray(differences, float)
-    observed = abs(differences.mean())
-    n = len(differences)
-    if n <= 16:
-        signs = np.array(list(product((1.0, -1.0), repeat=n)))
-    else:
-        signs = np.random.default_rng(0).choice((1.0, -1.0), size=(100_000, n))
-    null = np.abs((signs * differences).mean(axis=1))
-    return float((null >= observed - 1e-12).mean())
-
-
-def loop_paired_table(judged, conditions, n_boot):
-    rows, ok = [], judged_ok(judged)
-    for metric in METRICS:
-        for treatment, control in comparisons(conditions):
-            if metric_matrix(ok, treatment, metric).empty or metric_matrix(ok, control, metric).empty:
-                continue
-            m = Metric("", metric.prompt_set, metric.field, metric.category, metric.per_prompt)
-            a, b = metric_matrix(ok, treatment, m), metric_matrix(ok, control, m)
-            seeds, prompts = a.index.intersection(b.index), a.columns.intersection(b.columns)
-            diff = a.loc[seeds, prompts].to_numpy(float) - b.loc[seeds, prompts].to_numpy(float)
-            per_seed_diff = np.nanmean(diff, axis=1)
-            low, high = loop_bootstrap(diff, n_boot=n_boot)
-            rows.append({"metric": metric.name, "treatment": treatment, "control": control,
-                         "prompt_set": metric.prompt_set, "difference": float(np.nanmean(diff)),
-                         "ci95_low": low, "ci95_high": high, "p_permutation": loop_sign_flip(per_seed_diff),
-                         "mde_80": minimum_detectable_effect(per_seed_diff), "n_seeds": len(seeds),
-                         "n_prompts": len(prompts)})
-    return pd.DataFrame(rows)
+_spec = importlib.util.spec_from_file_location("stats_reference", REPO / "benchmarks" / "stats_reference.py")
+reference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reference)
+loop_means, loop_bootstrap, loop_sign_flip = reference.loop_means, reference.loop_bootstrap, reference.loop_sign_flip
+loop_per_seed, loop_summarize, loop_paired_table = reference.loop_per_seed, reference.loop_summarize, \
+    reference.loop_paired_table
 
 
 # --- matrices ---
@@ -195,44 +135,6 @@ def judged_records(seed=0, seeds=(1, 2, 3), n_prompts=12, samples=1, conditions=
                             "score": int(rng.integers(1, 6)) if prompt_set in ("helpful", "style") else None,
                             "response_tokens": int(rng.integers(5, 65)),
                         })
-    return pd.DataFrame(rows)
-
-
-def loop_per_seed(judged):
-    judged = judged_ok(judged)
-    rows = []
-    for condition in sorted(set(judged["condition"])):
-        for metric in METRICS:
-            binary = is_binary(metric, judged)
-            matrix = metric_matrix(judged, condition, metric)
-            for seed, values in matrix.iterrows():
-                values = values.to_numpy(float)
-                values = values[~np.isnan(values)]
-                low, high = (wilson_interval(int(values.sum()), len(values)) if binary
-                             else (float("nan"), float("nan")))
-                rows.append({"condition": condition, "seed": int(seed), "metric": metric.name,
-                             "value": float(values.mean()), "n_prompts": len(values),
-                             "wilson_low": low, "wilson_high": high})
-    return pd.DataFrame(rows)
-
-
-def loop_summarize(judged, n_boot):
-    seeds = loop_per_seed(judged)
-    judged = judged_ok(judged)
-    rows = []
-    for (condition, name), group in seeds.groupby(["condition", "metric"], sort=True):
-        matrix = metric_matrix(judged, condition, METRIC_BY_NAME[name]).to_numpy(float)
-        values = group["value"].to_numpy()
-        if len(values) == 1 and is_binary(METRIC_BY_NAME[name], judged):
-            low, high, method = group["wilson_low"].item(), group["wilson_high"].item(), "wilson"
-        else:
-            (low, high), method = loop_bootstrap(matrix, n_boot=n_boot), "bootstrap_seeds_prompts"
-        rows.append({
-            "condition": condition, "reference": condition in REFERENCE_CONDITIONS, "metric": name,
-            "mean": values.mean(), "sd": values.std(ddof=1) if len(values) > 1 else float("nan"),
-            "min": values.min(), "max": values.max(), "ci95_low": low, "ci95_high": high, "ci_method": method,
-            "n_seeds": len(values), "n_prompts": int(group["n_prompts"].max()),
-        })
     return pd.DataFrame(rows)
 
 
