@@ -3,7 +3,8 @@ values with Wilson intervals, paired differences between conditions (same seeds 
 sign-flip permutation test over seeds, minimum detectable effect), judge status counts, and metrics.json with all
 of them plus the judges' agreement with reference labels, from every judged record. Rows of the AI-feedback condition
 (and paired differences involving it) carry `valid` and `invalid_reason` from the feedback-model gate
-(caibase.feedback_gate), read from the feedback model's validation summary.
+(caibase.feedback_gate), read from the feedback model's validation summary; rows of a metric whose judge failed the
+judge gate (caibase.judge_gate, read from judges/gate.json) likewise.
 
     snakemake --cores 1 results/embedded-cpu/tables/summary_by_condition.csv
 """
@@ -12,6 +13,8 @@ import pandas as pd
 
 from caibase.artifacts import check_manifest, read_json, read_records, write_csv, write_json
 from caibase.feedback_gate import as_record, feedback_gate, mark_conditions
+from caibase.judge_gate import as_record as judge_gate_record
+from caibase.judge_gate import from_record
 from caibase.metrics import METRICS, paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
 from caibase.runtime import setup
@@ -30,14 +33,15 @@ def main(smk) -> None:
     model = read_json(smk.input.model)
     validation = [read_json(path) for path in smk.input.feedback]
     gate = feedback_gate(validation[0]) if validation else None
-    summary = mark_conditions(summary, gate)
+    judge_gates = from_record(read_json(smk.input.judge_gate)["gates"])
+    summary = mark_conditions(summary, gate, judge_gates=judge_gates)
     summary.insert(0, "model_kind", model["kind"])
     summary.insert(0, "model_id", model["id"])
     write_csv(summary, smk.output.summary)
-    seeds = mark_conditions(per_seed(judged), gate)
+    seeds = mark_conditions(per_seed(judged), gate, judge_gates=judge_gates)
     write_csv(seeds, smk.output.per_seed)
     paired = paired_table(judged, smk.params.config["evaluation"]["conditions"], n_boot=smk.params.bootstrap_samples)
-    paired = mark_conditions(paired, gate, columns=("treatment", "control"))
+    paired = mark_conditions(paired, gate, columns=("treatment", "control"), judge_gates=judge_gates)
     write_csv(paired, smk.output.paired)
     status = (judged.groupby(["condition", "seed", "prompt_set", "task", "status"]).size().rename("n").reset_index())
     write_csv(status, smk.output.status)
@@ -69,10 +73,14 @@ def main(smk) -> None:
             for dataset, result in summary_json.items() if isinstance(result, dict) and "accuracy" in result
         },
         "feedback_gate": as_record(gate),
+        "judge_gate": judge_gate_record(judge_gates),
     })
     log.info("aggregated %d judged records", len(judged))
     if gate is not None and not gate.valid:
         log.warning("the AI-feedback condition is marked invalid: %s", gate.reason)
+    for task, judge_gate in judge_gates.items():
+        if not judge_gate.valid:
+            log.warning("the metrics of the %s judge are marked invalid: %s", task, judge_gate.reason)
 
 
 main(snakemake)  # noqa: F821

@@ -9,9 +9,17 @@ from collections import defaultdict
 import pandas as pd
 
 from caibase.artifacts import atomic_path, check_manifest, read_json, read_records, write_json
+from caibase.judge_gate import SCORE_TASKS
 from caibase.metrics import is_rate, two_way_bootstrap
 from caibase.provenance import code_version, config_sha256
-from caibase.published import ABS_TOLERANCE, build_numbers, data_scale_numbers, formula_docs, judge_agreement_numbers
+from caibase.published import (
+    ABS_TOLERANCE,
+    build_numbers,
+    data_scale_numbers,
+    formula_docs,
+    judge_agreement_numbers,
+    judge_gate_numbers,
+)
 from caibase.report import macros_tex
 from caibase.runtime import setup
 
@@ -42,13 +50,16 @@ def main(smk) -> None:
     feedback = dict(zip(("hhh", "hh_rlhf"), smk.input.feedback))
     summary = pd.read_csv(smk.input.summary)
     paired = pd.read_csv(smk.input.paired)
+    gate_numbers, judge_gates = judge_gate_numbers(read_json(smk.input.judge_gate), {
+        "refusal": smk.input.judge_validation, **{task: smk.input.judge_canary for task in SCORE_TASKS}})
     numbers = build_numbers(summary, paired, dict(judged), feedback, dict(histories),
-                            n_boot=smk.params.bootstrap_samples)
+                            n_boot=smk.params.bootstrap_samples, judge_gates=judge_gates)
     if smk.input.data_scale:
         per_seed, scale = (pd.read_csv(path) for path in smk.input.data_scale)
         numbers += data_scale_numbers(per_seed, scale, judged_path, smk.params.sweep_eval_sets,
                                       n_boot=smk.params.bootstrap_samples)
     numbers += judge_agreement_numbers(pd.read_csv(smk.input.judge_agreement), smk.input.judge_validation)
+    numbers += gate_numbers
     model = read_json(smk.input.model)
     all_judged = [r for path in smk.input.judged for r in read_records(path)]
     refusal_judges = sorted({r["judge"] for r in all_judged if r["task"] == "refusal"})

@@ -156,12 +156,14 @@ def run(request, tmp_path, monkeypatch):
                                                            "kind": "base", "sha256": "a" * 64, "revision": None}))
     write_csv(pd.DataFrame([{"judge": "refusal-strings", "dataset": "labels", "n": 2, "agreement": 1.0}]),
               "judge_agreement.csv")
+    (tmp_path / "gate.json").write_text(json.dumps({"on_fail": "mark", "gates": {}}))  # no judge gated here
     monkeypatch.setattr(sys, "stdout", sys.stdout)
     monkeypatch.setattr(sys, "stderr", sys.stderr)
     tables = tmp_path / "tables"
     smk = SimpleNamespace(
         input=SimpleNamespace(judged=[p for c in CONDITIONS for p in judged[c]], model="model_info.json",
-                              feedback=["feedback/validation/summary.json"], judge_agreement="judge_agreement.csv"),
+                              feedback=["feedback/validation/summary.json"], judge_agreement="judge_agreement.csv",
+                              judge_gate="gate.json"),
         output=SimpleNamespace(summary=str(tables / "summary_by_condition.csv"), per_seed=str(tables / "per_seed.csv"),
                                paired=str(tables / "paired_differences.csv"), status=str(tables / "judge_status.csv"),
                                metrics=str(tmp_path / "metrics.json")),

@@ -214,6 +214,15 @@ def test_smoke_run_summary_table(smoke_run):
     assert sum(metrics["judge_status_counts"].values()) == sum(  # the conditions' records; sweep points apart
         len(read_jsonl(out / f"seed{seed}" / "eval" / condition / "judged.jsonl"))
         for seed in config["seeds"] for condition in config["evaluation"]["conditions"])
+    # the judge gate (caibase.judge_gate): every task's judge gated, and a metric's rows valid only when its judge is
+    from caibase.judge_gate import from_record, metric_validity
+
+    gates = from_record(metrics["judge_gate"])
+    assert set(gates) == {"refusal", "helpfulness", "style"}
+    assert set(gates["refusal"].sets) == set(labeled) and gates["helpfulness"].sets["score_canary_helpfulness"]["n"]
+    for row in summary.itertuples():
+        assert row.valid == (metric_validity(row.metric, gates)[0] and (row.condition != "dpo_aif"
+                                                                         or metrics["feedback_gate"]["valid"])), row
     paired = pd.read_csv(out / "tables" / "paired_differences.csv")
     assert {("dpo", "sft"), ("dpo_aif", "sft"), ("slcai", "base")} <= set(zip(paired.treatment, paired.control))
     assert paired.p_permutation.between(0, 1).all() and (paired.n_seeds == len(config["seeds"])).all()

@@ -81,12 +81,19 @@ def condition_validity(condition: str, gate: Gate | None) -> tuple[bool, str]:
     return False, f"{condition}: {gate.reason}"
 
 
-def mark_conditions(frame, gate: Gate | None, columns=("condition",)):
+def mark_conditions(frame, gate: Gate | None, columns=("condition",), judge_gates: dict | None = None):
     """The table with `valid` and `invalid_reason` columns: a row is invalid when a condition in any of `columns`
-    (e.g. treatment and control of a paired difference) is."""
+    (e.g. treatment and control of a paired difference) is, or when its `metric` comes from a judge that failed the
+    judge gate (`judge_gates`, caibase.judge_gate)."""
+    from caibase.judge_gate import metric_validity
+
     valid, reasons = [], []
-    for values in zip(*(frame[column] for column in columns if column in frame)):  # an empty table may lack them
+    present = [column for column in columns if column in frame]  # an empty table may lack them
+    metrics = frame["metric"] if "metric" in frame else [None] * len(frame)
+    for metric, *values in zip(metrics, *(frame[column] for column in present)):
         marks = [condition_validity(condition, gate) for condition in values]
+        if metric is not None:
+            marks.append(metric_validity(metric, judge_gates))
         valid.append(all(ok for ok, _ in marks))
         reasons.append("; ".join(dict.fromkeys(reason for ok, reason in marks if not ok)))
     return frame.assign(valid=valid, invalid_reason=reasons)

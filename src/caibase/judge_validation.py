@@ -151,6 +151,53 @@ def validate_judge(judge: Judge, datasets: dict[str, list[dict]], cache: JudgeCa
     return records, rows
 
 
+CANARY_KEYS = ("id", "task", "prompt", "better", "worse")
+
+
+def load_canary(path: str | Path) -> list[dict]:
+    """The score-judge canary (`evaluation.judge_gate.canary`): one item a line, `{"id", "task": "helpfulness"|"style",
+    "prompt", "style" (style task: the style asked for), "better", "worse", "why"}`; errors name the file, line and
+    field."""
+    from caibase.judge_gate import SCORE_TASKS
+
+    path = Path(path)
+    if not path.is_file():
+        raise LabeledFileError(f"score canary file {path} does not exist (evaluation.judge_gate.canary)")
+    rows = read_jsonl(path)
+    for lineno, row in enumerate(rows, 1):
+        for key in CANARY_KEYS:
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise LabeledFileError(f"{path}: record {lineno}: field {key!r} missing or not a non-empty string")
+        if row["task"] not in SCORE_TASKS:
+            raise LabeledFileError(f"{path}: record {lineno}: task must be one of {SCORE_TASKS}, not {row['task']!r}")
+        if row["task"] == "style" and not isinstance(row.get("style"), str):
+            raise LabeledFileError(f"{path}: record {lineno}: a style item needs field 'style' (the style asked for)")
+    ids = [row["id"] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise LabeledFileError(f"{path}: duplicate ids {sorted({i for i in ids if ids.count(i) > 1})}")
+    return rows
+
+
+def score_canary(judge: Judge, items: Sequence[dict], cache: JudgeCache | None = None) -> list[dict]:
+    """Per-item canary records of one score judge: it rates the better and the worse reply of each item alone;
+    `status` is ok only when both ratings are (caibase.judge_gate.canary_set counts the wins)."""
+    records = []
+    for task in sorted({item["task"] for item in items}):
+        chosen = [item for item in items if item["task"] == task]
+        judged = {}
+        for side in ("better", "worse"):
+            judged[side], _ = judge_items(judge, [{"prompt": item["prompt"], "response": item[side],
+                                                   "style": item.get("style")} for item in chosen], task, cache)
+        for item, better, worse in zip(chosen, judged["better"], judged["worse"], strict=True):
+            ok = better["status"] == "ok" and worse["status"] == "ok"
+            records.append({"id": item["id"], "task": task, "why": item.get("why"), **judge.identity(task),
+                            "better_score": better["score"], "worse_score": worse["score"],
+                            "better_status": better["status"], "worse_status": worse["status"],
+                            "status": "ok" if ok else (better["status"] if better["status"] != "ok"
+                                                       else worse["status"])})
+    return records
+
+
 def check_failures(records: Sequence[dict], max_failure_share: float) -> None:
     """Raise JudgeStageError when, for any judge and dataset, judge failures (`api_error`, `parse_error`) exceed
     `max_failure_share` of the items it judged, the same threshold as the judge stage

@@ -27,6 +27,7 @@ import pandas as pd
 from caibase.artifacts import check_manifest, read_records
 from caibase.feedback_gate import AIF_CONDITION, CHANCE, gated
 from caibase.feedback_gate import feedback_gate as gate_of
+from caibase.judge_gate import REFUSAL_TASK, SET_STATISTICS, gates_from_records, metric_validity
 from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.metrics import paired_table, summarize, validation_summary
 
@@ -171,6 +172,26 @@ def feedback_gate(sources, sets: list[str], statistic: str = "valid", chance: fl
     records = {name: list(_jsonl(path)) for name, path in zip(sets, sources)}
     gate = gate_of({name: validation_summary(rows) for name, rows in records.items()}, chance)
     return float(getattr(gate, statistic)), sum(len(rows) for rows in records.values())
+
+
+@formula("judge_gate")
+def judge_gate(sources, task: str, judge: str, sets: list[str], statistic: str = "valid",
+               reference_set: str | None = None) -> tuple[float, int]:
+    """The judge gate of one task (caibase.judge_gate) from the per-item records: for the refusal task the judge's
+    agreement with each labeled set in `sets` (judge-validation records) against the majority-label share, for a
+    score task its win share on the score canary against chance. `valid`: 1 when every set's Wilson 95% lower bound
+    lies above its baseline, else 0 (the task's metrics are a result only when it is 1); or one set's n, rate,
+    ci95_low, ci95_high or baseline."""
+    records = [r for path in sources for r in _jsonl(path)]
+    refusal = task == REFUSAL_TASK
+    gate = gates_from_records(records if refusal else [], [] if refusal else records, {task: judge},
+                              sets if refusal else [])[task]
+    if list(gate.sets) != list(sets):
+        raise KeyError(f"judge_gate: sets {list(sets)} of task {task!r}, but the records give {list(gate.sets)}")
+    if statistic == "valid":
+        return float(gate.valid), sum(s["n"] for s in gate.sets.values())
+    result = gate.sets[reference_set]
+    return float(result[statistic]), result["n"]
 
 
 def _history(path: str) -> pd.DataFrame:
@@ -335,12 +356,21 @@ def _from_table(key: str, formula_name: str, args: dict, sources: list[str], tab
 
 
 def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: dict[str, list[str]],
-                  feedback: dict[str, str], histories: dict[str, list[str]], n_boot: int) -> list[dict]:
+                  feedback: dict[str, str], histories: dict[str, list[str]], n_boot: int,
+                  judge_gates: dict | None = None) -> list[dict]:
     """Every number of the condition, paired, feedback and DPO tables as a published entry, computed from raw
     records and checked against the aggregate tables it is printed from. `judged` maps condition -> judged.jsonl
-    per seed; `feedback` dataset -> per-item jsonl; `histories` DPO pairs kind -> history.csv per seed. A cell no
-    formula recomputes is an error, not a footnote."""
+    per seed; `feedback` dataset -> per-item jsonl; `histories` DPO pairs kind -> history.csv per seed;
+    `judge_gates` the judge gate recomputed from its records (judge_gate_numbers), whose marks the summary's `valid`
+    column must carry. A cell no formula recomputes is an error, not a footnote."""
     numbers = []
+    if "valid" in summary and judge_gates is not None:
+        for row in summary.itertuples(index=False):
+            expected, _ = metric_validity(row.metric, judge_gates)
+            if not expected and str(row.valid).lower() == "true":
+                raise ValueError(f"summary_by_condition.csv marks {row.condition}/{row.metric} valid, but the judge "
+                                 "gate recomputed from its records says its judge failed; the aggregate and the "
+                                 "formula disagree")
     for row in summary.itertuples(index=False):
         for statistic in SUMMARY_STATISTICS:
             args = {"condition": row.condition, "metric": row.metric, "statistic": statistic, "n_boot": n_boot}
@@ -362,7 +392,8 @@ def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: di
         item = entry(f"gate/{AIF_CONDITION}/valid", "feedback_gate",
                      {"statistic": "valid", "sets": list(feedback), "chance": CHANCE}, list(feedback.values()))
         if "valid" in summary:  # the aggregate marked the condition's rows from the validation summary
-            marked = summary[summary.condition.map(gated)]["valid"].astype(str).str.lower() == "true"
+            judged_valid = summary.metric.map(lambda m: metric_validity(m, judge_gates)[0])  # judge gate apart
+            marked = summary[summary.condition.map(gated) & judged_valid]["valid"].astype(str).str.lower() == "true"
             if marked.any() != bool(item["value"]) or marked.all() != bool(item["value"]):
                 raise ValueError(f"{item['key']}: the gate recomputed from the validation records says "
                                  f"{item['display']}, but summary_by_condition.csv marks {AIF_CONDITION} "
@@ -404,6 +435,32 @@ def judge_agreement_numbers(table: pd.DataFrame, records: str) -> list[dict]:
             numbers.append(_from_table(f"judges/{row.judge}/{row.dataset}/{statistic}", "judge_agreement", args,
                                        [records], float(getattr(row, statistic)), "judge_agreement.csv"))
     return numbers
+
+
+def judge_gate_numbers(gate: dict, sources: dict[str, str]) -> tuple[list[dict], dict]:
+    """The judge gate (judges/gate.json of rule validate_judges) as published entries, recomputed from the per-item
+    records (`sources`: task -> records file: judge-validation records for refusal, score-canary records for the
+    score tasks) and checked against gate.json; returns the entries and the recomputed gates (task -> TaskGate)."""
+    numbers, gates = [], {}
+    for task, recorded in gate["gates"].items():
+        args = {"task": task, "judge": recorded["judge"], "sets": list(recorded["sets"])}
+        item = entry(f"gate/judge/{task}/valid", "judge_gate", {**args, "statistic": "valid"}, [sources[task]])
+        if bool(item["value"]) != recorded["valid"]:
+            raise ValueError(f"{item['key']}: the judge gate recomputed from {sources[task]} says {item['display']}, "
+                             f"but judges/gate.json says {'valid' if recorded['valid'] else 'invalid'}")
+        for name, result in recorded["sets"].items():
+            for statistic in SET_STATISTICS:
+                numbers.append(_from_table(f"gate/judge/{task}/{name}/{statistic}", "judge_gate",
+                                           {**args, "statistic": statistic, "reference_set": name}, [sources[task]],
+                                           float(result[statistic]), "judges/gate.json"))
+        numbers.append(item)
+    records = {path: list(_jsonl(path)) for path in set(sources.values())}
+    for task, recorded in gate["gates"].items():
+        refusal = task == REFUSAL_TASK
+        rows = records[sources[task]]
+        gates[task] = gates_from_records(rows if refusal else [], [] if refusal else rows,
+                                         {task: recorded["judge"]}, list(recorded["sets"]) if refusal else [])[task]
+    return numbers, gates
 
 
 def formula_docs() -> dict[str, str]:

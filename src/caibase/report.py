@@ -19,6 +19,14 @@ import pandas as pd  # noqa: E402
 
 from caibase.artifacts import atomic_path, read_jsonl  # noqa: E402
 from caibase.feedback_gate import AIF_CONDITION, Gate, feedback_gate, gated  # noqa: E402
+from caibase.judge_gate import (  # noqa: E402
+    REFUSAL_TASK,
+    SCORE_TASKS,
+    SET_STATISTICS,
+    TaskGate,
+    invalid_metrics,
+    task_gate,  # noqa: E402
+)
 from caibase.metrics import METRIC_BY_NAME, METRICS, is_rate  # noqa: E402
 
 plt.rcParams.update({"svg.hashsalt": "caibase", "font.size": 8, "figure.dpi": 100})
@@ -83,6 +91,32 @@ def invalid_conditions(numbers: dict) -> set[str]:
     return {part for k in keys for part in k[1:3] if gated(part)}
 
 
+def published_judge_gates(numbers: dict) -> dict[str, TaskGate] | None:
+    """The judge gate of the published numbers (caibase.judge_gate), task -> TaskGate: each set's n, rate, interval
+    and baseline are the published `gate/judge/<task>/<set>/...` numbers, its validity `gate/judge/<task>/valid`;
+    None when the run published no judge gate."""
+    gates = {}
+    for item in numbers.values():
+        if item["formula"] == "judge_gate" and item["args"]["statistic"] == "valid":
+            task, args = item["args"]["task"], item["args"]
+            sets = {}
+            for name in args["sets"]:
+                result = {s: numbers[f"gate/judge/{task}/{name}/{s}"]["value"] for s in SET_STATISTICS}
+                result["n"] = int(result["n"])
+                sets[name] = {**result, "passed": result["ci95_low"] > result["baseline"]}
+            gates[task] = task_gate(task, args["judge"], sets)
+            if gates[task].valid != bool(item["value"]):
+                raise ValueError(f"{item['key']} is {item['display']}, but its published set numbers say otherwise")
+    return gates or None
+
+
+def invalid_judged_metrics(numbers: dict) -> set[str]:
+    """Metrics of the published numbers whose judge failed the judge gate."""
+    position = {"summary": 2, "paired": 3, "scale": 3}  # summary/<c>/<m>, paired/<t>/<c>/<m>, scale/<p>/<pt>/<m>
+    metrics = {k.split("/")[position[k.split("/")[0]]] for k in numbers if k.split("/")[0] in position}
+    return invalid_metrics(metrics, published_judge_gates(numbers))
+
+
 def set_apart(cell: str) -> str:
     """A table cell of an invalid condition: grey, with a dagger the caption explains."""
     return rf"\textcolor{{gray}}{{{cell}}}$^\dagger$"
@@ -114,11 +148,18 @@ def macros_tex(published: dict) -> str:
     gate = published_gate({item["key"]: item for item in published["numbers"]})
     strings |= {"FeedbackGateReason": gate.reason if gate else "", "FeedbackGateChance": f"{gate.chance:g}" if gate
                 else ""}
+    judge_gates = published_judge_gates({item["key"]: item for item in published["numbers"]}) or {}
+    strings |= {"RefusalJudgeGateReason": judge_gates[REFUSAL_TASK].reason if REFUSAL_TASK in judge_gates else "",
+                "ScoreJudgeGateReason": "; ".join(judge_gates[t].reason for t in SCORE_TASKS if t in judge_gates
+                                                  and not judge_gates[t].valid)}
     for name, value in strings.items():
         lines.append(rf"\newcommand{{\{name}}}{{{latex_escape(value)}}}")
     switches = {"StandIn": meta["model"]["kind"] != "base" or meta["device"] == "cpu",
                 "InstructModel": meta["model"]["kind"] != "base", "JudgeProxy": meta["judge_is_proxy"],
                 "HasAifGate": gate is not None, "AifValid": gate is None or gate.valid,
+                "HasJudgeGate": bool(judge_gates),
+                "RefusalJudgeValid": REFUSAL_TASK not in judge_gates or judge_gates[REFUSAL_TASK].valid,
+                "ScoreJudgeValid": all(judge_gates[t].valid for t in SCORE_TASKS if t in judge_gates),
                 **{f"Has{k}": v for k, v in sorted(meta["present"].items())}}
     for name, on in switches.items():
         lines.append(rf"\newif\if{name}\{name}{'true' if on else 'false'}")
@@ -163,9 +204,10 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     numbers = {item["key"]: item for item in published["numbers"]}
     written = []
     invalid = invalid_conditions(numbers)  # set apart (grey, dagger) in every table, `valid` false in the CSVs
+    unjudged = invalid_judged_metrics(numbers)  # metrics whose judge failed the judge gate, set apart likewise
 
-    def shown(cell: str, *conditions: str) -> str:
-        return set_apart(cell) if invalid.intersection(conditions) else cell
+    def shown(cell: str, *conditions: str, metric: str | None = None) -> str:
+        return set_apart(cell) if invalid.intersection(conditions) or metric in unjudged else cell
 
     summary_keys = [k.split("/") for k in numbers if k.startswith("summary/")]
     conditions = ordered_conditions(k[1] for k in summary_keys)
@@ -176,11 +218,11 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
             continue
         long = pd.DataFrame([{"condition": c, "metric": m, **{s: numbers[f"summary/{c}/{m}/{s}"]["value"]
                                                                 for s in ("mean", "ci95_low", "ci95_high")},
-                              "valid": c not in invalid}
+                              "valid": c not in invalid and m not in unjudged}
                              for c in conditions for m in group if f"summary/{c}/{m}/mean" in numbers])
         wide = pd.DataFrame([{"condition": latex_escape(c),
                               **{metric_label(m): shown(_interval(numbers, f"summary/{c}/{m}", "mean", "ci95_low",
-                                                                  "ci95_high"), c) for m in group}}
+                                                                  "ci95_high"), c, metric=m) for m in group}}
                              for c in conditions])
         _write_table(long, out_dir, name, wide, "l" + "c" * len(group))
         written.append(name)
@@ -195,12 +237,13 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
             rows.append({"metric": metric, "treatment": treatment, "control": control,
                          **{s: numbers[f"{prefix}/{s}"]["value"] for s in ("difference", "ci95_low", "ci95_high",
                                                                             "p_permutation")},
-                         "valid": not invalid.intersection((treatment, control))})
+                         "valid": not invalid.intersection((treatment, control)) and metric not in unjudged})
             latex.append({"metric": latex_escape(metric_label(metric)),
                           "comparison": latex_escape(f"{treatment} - {control}"),
                           "difference [CI]": shown(_interval(numbers, prefix, "difference", "ci95_low", "ci95_high"),
-                                                   treatment, control),
-                          "p (sign flip)": shown(_cell(numbers, f"{prefix}/p_permutation"), treatment, control)})
+                                                   treatment, control, metric=metric),
+                          "p (sign flip)": shown(_cell(numbers, f"{prefix}/p_permutation"), treatment, control,
+                                                 metric=metric)})
         _write_table(pd.DataFrame(rows), out_dir, "paired_differences", pd.DataFrame(latex), "llcc")
         written.append("paired_differences")
 
@@ -230,7 +273,8 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
         points = data_scale_points(data_scale, numbers, metrics)
         # the points trained on AI-feedback pairs (all but its SFT point) share the AI-feedback condition's gate
         points = points.assign(valid=[not (AIF_CONDITION in invalid and pairs == "ai-feedback" and point != "sft")
-                                      for pairs, point in zip(points.pairs, points.point)])
+                                      and metric not in unjudged
+                                      for pairs, point, metric in zip(points.pairs, points.point, points.metric)])
         latex = points.assign(cell=[cell if valid else set_apart(cell) for cell, valid in zip(
             [_interval(numbers, key, "mean", "ci95_low", "ci95_high") for key in points.key], points.valid)])
         latex = latex.pivot(index=["pairs", "n_pairs_max", "point", "n_pairs"], columns="metric",
@@ -255,6 +299,20 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
         } for row in agreement.itertuples()])
         _write_table(agreement.drop(columns="key"), out_dir, "judge_agreement", latex, "llrccccc")
         written.append("judge_agreement")
+
+    judge_gates = published_judge_gates(numbers)
+    if judge_gates:
+        rows = [{"task": task, "judge": gate.judge, "set": name, **{k: result[k] for k in SET_STATISTICS},
+                 "passed": result["passed"], "task_valid": gate.valid}
+                for task, gate in judge_gates.items() for name, result in gate.sets.items()]
+        latex = pd.DataFrame([{
+            "task": latex_escape(row["task"]), "reference set": latex_escape(row["set"]), "n": str(row["n"]),
+            "rate [Wilson CI]": _interval(numbers, f"gate/judge/{row['task']}/{row['set']}", "rate", "ci95_low",
+                                          "ci95_high"),
+            "must exceed": _cell(numbers, f"gate/judge/{row['task']}/{row['set']}/baseline"),
+            "gate": "passed" if row["passed"] else "failed"} for row in rows])
+        _write_table(pd.DataFrame(rows), out_dir, "judge_gate", latex, "llrccl")
+        written.append("judge_gate")
     return written
 
 
@@ -297,16 +355,18 @@ def save_figure(fig, out_dir: Path, name: str) -> None:
     plt.close(fig)
 
 
-def _by_condition(summary: pd.DataFrame, metrics: list[str], ylabel: str, ylim=None, invalid=frozenset()):
+def _by_condition(summary: pd.DataFrame, metrics: list[str], ylabel: str, ylim=None, invalid=frozenset(),
+                  unjudged=frozenset()):
     """One panel per metric, a point with its interval per condition; `invalid` conditions (the feedback-model
-    gate) hollow and grey, labelled "(invalid)"."""
+    gate) hollow and grey, labelled "(invalid)"; a panel of an `unjudged` metric (its judge failed the judge gate)
+    all hollow and grey, titled "(invalid: judge)"."""
     conditions = ordered_conditions(summary["condition"])
     fig, axes = plt.subplots(1, len(metrics), figsize=(2.4 * len(metrics), 2.4), sharey=ylim is not None,
                              squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         rows = summary[summary.metric == metric].set_index("condition").reindex(conditions)
         x = np.arange(len(conditions))
-        apart = np.array([c in invalid for c in conditions])
+        apart = np.array([c in invalid or metric in unjudged for c in conditions])
         for select, color, face in ((~apart, "tab:blue", "tab:blue"), (apart, "tab:gray", "white")):
             if select.any():
                 part = rows[select]
@@ -314,7 +374,7 @@ def _by_condition(summary: pd.DataFrame, metrics: list[str], ylabel: str, ylim=N
                                                            part["ci95_high"] - part["mean"]],
                             fmt="o", capsize=3, color=color, markerfacecolor=face)
         ax.set_xticks(x, [f"{c} (invalid)" if c in invalid else c for c in conditions], rotation=45, ha="right")
-        ax.set_title(metric_label(metric))
+        ax.set_title(metric_label(metric) + ("\n(invalid: judge)" if metric in unjudged else ""))
         if ylim:
             ax.set_ylim(*ylim)
         ax.grid(axis="y", alpha=0.3)
@@ -354,12 +414,13 @@ def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, l
     rates = [m for m in metrics if is_rate(m)]
     scores = [m for m in metrics if not is_rate(m)]
     invalid = invalid_conditions(numbers)
-    save_figure(_by_condition(summary, rates, "rate (mean over seeds, 95% CI)", (-0.05, 1.05), invalid), out_dir,
-                "rates_by_condition")
+    unjudged = invalid_judged_metrics(numbers)
+    save_figure(_by_condition(summary, rates, "rate (mean over seeds, 95% CI)", (-0.05, 1.05), invalid, unjudged),
+                out_dir, "rates_by_condition")
     written.append("rates_by_condition")
     if scores:
-        save_figure(_by_condition(summary, scores, "score (mean over seeds, 95% CI)", invalid=invalid), out_dir,
-                    "scores_by_condition")
+        save_figure(_by_condition(summary, scores, "score (mean over seeds, 95% CI)", invalid=invalid,
+                                  unjudged=unjudged), out_dir, "scores_by_condition")
         written.append("scores_by_condition")
 
     if histories:
@@ -396,7 +457,8 @@ def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, l
                 ax.errorbar(group["n_pairs_max"], group["mean"], capsize=2, fmt="o-", label=label,
                             yerr=[group["mean"] - group["ci95_low"], group["ci95_high"] - group["mean"]])
             # symlog keeps the SFT point (0 pairs), which a log axis would drop silently
-            ax.set(xscale="symlog", xlabel="preference pairs", title=metric_label(metric))
+            ax.set(xscale="symlog", xlabel="preference pairs",
+                   title=metric_label(metric) + ("\n(invalid: judge)" if metric in unjudged else ""))
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=6)
         fig.tight_layout()

@@ -173,6 +173,17 @@ def judge_label_files(wildcards):
     return [str(path) for path in paths]
 
 
+def judge_canary_file(wildcards):
+    """The score canary the score judge is gated on (caibase.judge_gate); none without a score judge."""
+    if not config["evaluation"].get("score_judge"):
+        return []
+    from caibase.judge_validation import load_canary
+
+    path = REPO / config["evaluation"]["judge_gate"]["canary"]
+    load_canary(path)  # a missing or malformed file stops the DAG here, naming the line and field
+    return str(path)
+
+
 def published_sources(wildcards):
     """verify's inputs: exactly the files published.json names as sources (the raw records before it exists;
     PUBLISHED and RAW_RECORDS are defined in report.smk)."""

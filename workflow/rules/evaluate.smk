@@ -39,13 +39,19 @@ rule validate_judges:
     input:
         model=rules.prepare_model.output.info,
         labeled=judge_label_files,
+        canary=judge_canary_file,
     output:
         records=f"{OUT}/judges/validation.jsonl",
+        canary=f"{OUT}/judges/score_canary.jsonl",
+        gate=f"{OUT}/judges/gate.json",
         table=f"{OUT}/tables/judge_agreement.csv",
     params:
         **job_params("scripts/validate_judges.py"),
         judges=VALIDATED_JUDGES,
+        refusal_judge=config["evaluation"]["judge"],
+        score_judge=config["evaluation"].get("score_judge"),
         validation=config["evaluation"]["judge_validation"],
+        gate=config["evaluation"]["judge_gate"],
         cache_dir=f"{OUT}/judge_cache",
         max_failure_share=config["evaluation"]["max_judge_failure_share"],
     log:

@@ -4,6 +4,7 @@ rule aggregate:
         model=rules.prepare_model.output.info,
         feedback=[rules.validate_feedback_model.output.summary] if config["feedback"]["validate"] else [],
         judge_agreement=rules.validate_judges.output.table,
+        judge_gate=rules.validate_judges.output.gate,
     output:
         summary=report(f"{OUT}/tables/summary_by_condition.csv", caption="../report/summary.rst", category="Results"),
         per_seed=f"{OUT}/tables/per_seed.csv",
@@ -43,6 +44,7 @@ RAW_RECORDS = {
     ),
     "sweep_judged": rules.data_scale.input.judged if SWEEP_POLICIES else [],
     "judge_validation": rules.validate_judges.output.records,
+    "judge_canary": rules.validate_judges.output.canary,
 }
 DATA_SCALE_TABLES = [rules.data_scale.output.per_seed, rules.data_scale.output.summary] if SWEEP_POLICIES else []
 
@@ -55,6 +57,7 @@ rule publish_numbers:
         model=rules.prepare_model.output.info,
         data_scale=DATA_SCALE_TABLES,
         judge_agreement=rules.validate_judges.output.table,
+        judge_gate=rules.validate_judges.output.gate,
     output:
         published=f"{PAPER}/published.json",
         macros=f"{PAPER}/generated/macros.tex",
