@@ -1,6 +1,8 @@
 """The data-scale sweep's tables: ASR per seed at every point (SFT = 0 pairs, each subsample size, the full pool)
 and a per-point summary (mean, sd and a two-way bootstrap 95% CI over seeds and prompts). Capped points (a size
-above a seed's pool) are left out with a log line.
+above a seed's pool) are left out with a log line. Rows carry `valid` and `invalid_reason`: points trained on
+AI-feedback pairs share the feedback-model gate of `dpo_aif` (caibase.feedback_gate), and a metric whose judge failed
+the judge gate (caibase.judge_gate) is invalid at every point.
 
     snakemake --cores 1 results/embedded-cpu/tables/data_scale.csv
 """
@@ -11,6 +13,8 @@ import pandas as pd
 
 from caibase.artifacts import read_json, read_records, write_csv
 from caibase.data_scale import data_scale_tables
+from caibase.feedback_gate import AIF_CONDITION, feedback_gate, mark_conditions
+from caibase.judge_gate import from_record
 from caibase.runtime import setup
 
 
@@ -28,9 +32,15 @@ def main(smk) -> None:
                            if record["prompt_set"] in smk.params.eval_sets]).rename(columns={"id": "prompt_id"})
     per_seed, summary = data_scale_tables(judged, pd.DataFrame(rows), n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
+    gate = feedback_gate(read_json(smk.input.feedback[0])) if smk.input.feedback else None
+    judge_gates = from_record(read_json(smk.input.judge_gate)["gates"])
     for table, path in ((per_seed, smk.output.per_seed), (summary, smk.output.summary)):
         table["model_id"], table["model_kind"] = model["id"], model["kind"]
-        write_csv(table, path)
+        # a point's condition for the gates: its AI-feedback DPO points are dpo_aif's, the rest are not gated by it
+        condition = [AIF_CONDITION if pairs == "ai-feedback" and point != "sft" else point
+                     for pairs, point in zip(table["pairs"], table["point"])]
+        table = mark_conditions(table.assign(condition=condition), gate, judge_gates=judge_gates)
+        write_csv(table.drop(columns="condition"), path)
     log.info("data-scale tables: %d points x seeds, %d summary rows", len(rows), len(summary))
 
 

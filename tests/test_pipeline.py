@@ -252,6 +252,11 @@ def test_smoke_run_data_scale_sweep(smoke_run):
         assert {r["prompt_set"] for r in judged} == set(sweep["eval_sets"])
     summary = pd.read_csv(out / "tables" / "data_scale_summary.csv")
     assert set(summary["metric"]) == {"asr_jailbreak", "asr_jailbreak_at_k"}
+    # the judge gate marks the sweep's rates like the conditions' (caibase.judge_gate)
+    refusal_valid = json.loads((out / "judges" / "gate.json").read_text())["gates"]["refusal"]["valid"]
+    for frame in (table, summary):
+        assert {"valid", "invalid_reason"} <= set(frame.columns)
+        assert (frame[frame.pairs == "revision"].valid == refusal_valid).all()
     summary = summary[summary.metric == "asr_jailbreak"]
     assert list(summary["point"]) == ["sft", f"n{small}", "full"]
     assert (summary["n_seeds"] == len(config["seeds"])).all()

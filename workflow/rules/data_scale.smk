@@ -20,6 +20,8 @@ rule data_scale:
         ),
         adapters=[p["adapter"] for p in data_scale_points() if p["adapter"]],
         model=rules.prepare_model.output.info,
+        feedback=[rules.validate_feedback_model.output.summary] if config["feedback"]["validate"] else [],
+        judge_gate=rules.validate_judges.output.gate,
     output:
         per_seed=f"{OUT}/tables/data_scale.csv",
         summary=f"{OUT}/tables/data_scale_summary.csv",
