@@ -10,7 +10,7 @@ import pandas as pd
 
 from caibase.artifacts import atomic_path, check_manifest, read_json, read_records, write_json
 from caibase.judge_gate import SCORE_TASKS
-from caibase.metrics import is_rate, two_way_bootstrap
+from caibase.metrics import CI_LEVEL, is_rate
 from caibase.provenance import code_version, config_sha256
 from caibase.published import (
     ABS_TOLERANCE,
@@ -64,7 +64,6 @@ def main(smk) -> None:
     all_judged = [r for path in smk.input.judged for r in read_records(path)]
     refusal_judges = sorted({r["judge"] for r in all_judged if r["task"] == "refusal"})
     score_judges = sorted({r["judge"] for r in all_judged if r["task"] != "refusal"})
-    ci_level = two_way_bootstrap.__defaults__[-1]
     published = {
         "format": "caibase-published/1",
         "tolerance": {"abs": ABS_TOLERANCE, "note": "|recomputed - published| <= abs, same record count"},
@@ -77,7 +76,7 @@ def main(smk) -> None:
             "judge_is_proxy": any(r["judge_is_proxy"] for r in all_judged if r["task"] == "refusal"),
             "prompts_per_set": prompts_per_set(config["prompts"]),
             "samples_per_prompt": config["evaluation"]["samples_per_prompt"],
-            "bootstrap_samples": smk.params.bootstrap_samples, "ci_level": ci_level,
+            "bootstrap_samples": smk.params.bootstrap_samples, "ci_level": CI_LEVEL,
             "dpo_beta": config["dpo"]["beta"], "dpo_steps": config["dpo"]["max_steps"],
             "critique_rounds": config["critique"]["rounds"],
             "redteam_prompts": sum(config["prompts"].get(k) or 0 for k in ("redteam_limit", "redteam_hh_rlhf")),

@@ -9,13 +9,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from caibase import REPO_ROOT
 from caibase.base_model import InstructModelError, check_config_model
 from caibase.constitution import SOURCE_CONSTITUTIONS, ConstitutionError, load_constitution
 from caibase.prompts import PromptSetError, load_prompt_set
 from caibase.seed2025 import PROMPT_SETS as SEED_PROMPT_SETS
 from caibase.seed2025 import parse_spec as seed_prompt_set
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 

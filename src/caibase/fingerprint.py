@@ -23,9 +23,9 @@ import functools
 import hashlib
 from pathlib import Path
 
+from caibase import PACKAGE_DIR, REPO_ROOT
+
 PACKAGE = "caibase"
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parents[1]
 
 
 class JobConfigError(KeyError):

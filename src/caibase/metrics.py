@@ -43,6 +43,7 @@ def is_rate(metric: str) -> bool:
     return METRIC_BY_NAME[metric].field in ("attack_success", "refused")
 
 REFERENCE_CONDITIONS = ("instruct_ref",)
+CI_LEVEL = 0.95  # every interval of the tables and the paper (bootstrap and Wilson)
 
 
 def judged_ok(judged: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +173,7 @@ def _resample_means(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> n
 
 
 def two_way_bootstrap(
-    matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+    matrix: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = CI_LEVEL
 ) -> tuple[float, float]:
     """Percentile CI of the grand mean of a (seeds x prompts) matrix, resampling seeds and prompts independently;
     NaN cells (unjudged items) are left out of each mean. Every resample's mean is computed at once; the resamples
@@ -212,7 +213,7 @@ def summarize(judged: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+def wilson_interval(successes: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (scipy's implementation)."""
     from scipy.stats import binomtest
 

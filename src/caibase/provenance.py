@@ -9,9 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from caibase import __version__
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from caibase import REPO_ROOT, __version__
 
 
 def config_sha256(config: dict) -> str:
