@@ -1,6 +1,8 @@
-"""Sample responses (`n_samples` per prompt) from a policy (base, sft, slcai, dpo, dpo_aif; instruct_ref: the prepared
-instruct model with its chat template) for one seed, over one or more prompt sets, the first `limit` prompts of each
-taken round-robin over its categories.
+"""Sample responses (`n_samples` per prompt) from a policy (base, sft, slcai, dpo, dpo_aif; instruct_ref: the instruct
+reference, evaluation.instruct_reference) for one seed, over one or more prompt sets, the first `limit` prompts of each
+taken round-robin over its categories. `input.model` is the policy's prepared model and `config["model"]` its entry.
+Matched prompting, as in the study, which prompted each model in its native format: instruct_ref with its chat
+template, the CAI policies (trained on Human:/Assistant: dialogues) in that dialogue format.
 Finished batches go to a `.partial` file first, so a killed job resumes where it stopped.
 
     snakemake --cores 2 results/embedded-cpu/seed1/slcai/responses.jsonl      # SFT policy on red-team prompts

@@ -31,6 +31,11 @@ def prompts_per_set(prompts: dict) -> str:
     return f"{limit} ({overrides})" if overrides else str(limit)
 
 
+def model_meta(info: dict) -> dict:
+    """What the write-up says about a prepared model (its model_info.json)."""
+    return {k: info[k] for k in ("id", "source", "kind", "sha256")}
+
+
 def main(smk) -> None:
     log = setup(smk.log[0])
     config = smk.params.config
@@ -61,6 +66,7 @@ def main(smk) -> None:
     numbers += judge_agreement_numbers(pd.read_csv(smk.input.judge_agreement), smk.input.judge_validation)
     numbers += gate_numbers
     model = read_json(smk.input.model)
+    reference = [read_json(path) for path in smk.input.reference_model]  # the instruct reference, when evaluated
     all_judged = [r for path in smk.input.judged for r in read_records(path)]
     refusal_judges = sorted({r["judge"] for r in all_judged if r["task"] == "refusal"})
     score_judges = sorted({r["judge"] for r in all_judged if r["task"] != "refusal"})
@@ -68,7 +74,8 @@ def main(smk) -> None:
         "format": "caibase-published/1",
         "tolerance": {"abs": ABS_TOLERANCE, "note": "|recomputed - published| <= abs, same record count"},
         "meta": {
-            "run_name": config["run_name"], "model": {k: model[k] for k in ("id", "source", "kind", "sha256")},
+            "run_name": config["run_name"], "model": model_meta(model),
+            "instruct_reference": model_meta(reference[0]) if reference else None,
             "config_sha256": config_sha256(config), "code_version": code_version(),
             "results_code_versions": sorted({r["provenance"]["code_version"] for r in all_judged}),
             "seeds": config["seeds"], "conditions": config["evaluation"]["conditions"], "device": config["device"],

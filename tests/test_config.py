@@ -50,6 +50,41 @@ def test_hub_without_revision_and_local_without_path(repo):
         check_config(config, repo)
 
 
+def test_instruct_ref_needs_an_instruct_reference_model(repo):
+    """instruct_ref generates from evaluation.instruct_reference, an instruct model entry checked like `model`; the
+    run's own model may be a base model."""
+    config = load_config("smoke.yaml")
+    assert config["model"]["kind"] == "base"
+    config["evaluation"]["conditions"].append("instruct_ref")
+    with pytest.raises(ConfigError, match=r"evaluation\.instruct_reference is required by the condition instruct_ref"):
+        check_config(config, repo)
+    config["evaluation"]["instruct_reference"] = {"source": "tiny", "kind": "base"}
+    with pytest.raises(ConfigError, match=r"evaluation\.instruct_reference\.kind: .*must be an instruct model"):
+        check_config(config, repo)
+    config["evaluation"]["instruct_reference"] = {"source": "hub", "kind": "instruct", "id": "x/y-Instruct"}
+    with pytest.raises(ConfigError, match=r"evaluation\.instruct_reference\.revision is required"):
+        check_config(config, repo)
+    config["evaluation"]["instruct_reference"]["revision"] = "main"
+    with pytest.raises(ConfigError, match=r"evaluation\.instruct_reference\.revision"):
+        check_config(config, repo)
+    config["evaluation"]["instruct_reference"] = {"source": "tiny", "kind": "instruct"}
+    check_config(config, repo)
+
+
+def test_the_study_configs_pin_the_instruct_sibling_as_reference(repo):
+    """seed.yaml and paper.yaml (Llama-3.2-3B base) compare against Llama-3.2-3B-Instruct, pinned; the embedded
+    config against the same embedded instruct model."""
+    for name in ("seed.yaml", "paper.yaml"):
+        config = load_config(name)
+        reference = config["evaluation"]["instruct_reference"]
+        assert "instruct_ref" in config["evaluation"]["conditions"]
+        assert reference["id"] == config["model"]["id"] + "-Instruct" and reference["kind"] == "instruct"
+        assert reference["source"] == "hub" and len(reference["revision"]) == 40
+    reference = load_config("config.yaml")["evaluation"]["instruct_reference"]
+    assert reference["source"] == "embedded" and reference["kind"] == "instruct"
+    check_config(load_config("seed.yaml"), repo)
+
+
 def run_snakemake(tmp_path, config_file, *args):
     return subprocess.run(
         [snakemake_bin(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),

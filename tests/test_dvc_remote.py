@@ -190,3 +190,27 @@ def test_pull_names_an_unreachable_or_refusing_http_remote(tmp_path, capsys, htt
 def test_pull_without_any_remote(tmp_path, capsys):
     err = _pull_message(new_repo(tmp_path / "repo"), capsys)
     assert "no DVC remote is configured" in err and "make verify" in err
+
+
+def test_pull_rebuilds_the_model_and_the_instruct_reference_and_checks_their_sha256(tmp_path):
+    """The weights of both prepared models (model/, reference_model/) are rebuilt from their source and checked
+    against the committed model_info.json; a different sha256 stops the pull, naming the model's config key."""
+    import yaml
+
+    from caibase.models import prepare_model
+
+    config = {"run_name": "r", "model": {"source": "tiny", "kind": "base"},
+              "evaluation": {"instruct_reference": {"source": "tiny", "kind": "instruct", "init_seed": 1}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    for folder, entry in (("model", config["model"]), ("reference_model", config["evaluation"]["instruct_reference"])):
+        prepare_model(entry, tmp_path / "results" / "r" / folder)
+        shutil.rmtree(tmp_path / "results" / "r" / folder / "weights")  # as after a pull: only model_info.json
+    assert "model weights" in dvc_pull.rebuild_model(tmp_path, "c.yaml")
+    assert (tmp_path / "results/r/reference_model/weights").is_dir() and (tmp_path / "results/r/model/weights").is_dir()
+    assert dvc_pull.rebuild_model(tmp_path, "c.yaml") is None  # nothing missing
+
+    shutil.rmtree(tmp_path / "results" / "r" / "reference_model" / "weights")
+    config["evaluation"]["instruct_reference"]["init_seed"] = 2  # other weights than recorded
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(dvc_pull.PullError, match="evaluation.instruct_reference.*not the .* recorded"):
+        dvc_pull.rebuild_model(tmp_path, "c.yaml")

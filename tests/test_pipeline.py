@@ -53,6 +53,31 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, config_name):
     points = len(sweep["pairs"]) * len(sweep["sizes"])
     assert counts.get("dpo_subsample", 0) == seeds * points and counts.get("data_scale", 0) == int(points > 0)
     assert counts["generate_eval"] == counts["judge"] == seeds * (conditions + points)
+    assert counts.get("prepare_reference_model", 0) == int("instruct_ref" in config["evaluation"]["conditions"])
+
+
+def planned_jobs(output: str, rule: str) -> list[dict[str, str]]:
+    """The jobs of `rule` a dry run prints: each job's `input` and `output` lines."""
+    blocks = re.findall(rf"^rule {rule}:\n((?:    .*\n)+)", output, flags=re.M)
+    return [dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M)) for block in blocks]
+
+
+@pytest.mark.parametrize("config_name", ["config.yaml", "seed.yaml"])
+def test_instruct_ref_generates_from_the_reference_model(tmp_path, config_name):
+    """generate_eval takes the instruct reference's model_info.json for instruct_ref, the run's prepared model for
+    every other policy; the reference is prepared once, by its own rule."""
+    run = load_config(config_name)["run_name"]
+    result = snakemake(tmp_path, config_name, "-n", "--cores", "1", "--forceall",
+                       f"results/{run}/seed1/eval/instruct_ref/responses.jsonl",
+                       f"results/{run}/seed1/eval/base/responses.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert [job["output"] for job in planned_jobs(result.stdout, "prepare_reference_model")] == [
+        f"results/{run}/reference_model/model_info.json"]
+    inputs = {job["output"].split("/")[-2]: job["input"] for job in planned_jobs(result.stdout, "generate_eval")}
+    assert set(inputs) == {"instruct_ref", "base"}
+    assert f"results/{run}/reference_model/model_info.json" in inputs["instruct_ref"]
+    assert f"results/{run}/model/model_info.json" not in inputs["instruct_ref"]
+    assert f"results/{run}/model/model_info.json" in inputs["base"] and "reference_model" not in inputs["base"]
 
 
 def test_a_configfile_inherits_nothing_from_the_default_config(tmp_path):

@@ -95,23 +95,39 @@ def check_repo_paths(config: dict, base_dir: Path = REPO_ROOT) -> None:
             raise ConfigError(f"config key {key}: {path!r} resolves to {resolved}, outside the repository {root}")
 
 
+def prepared_models(config: dict) -> dict[str, tuple[str, dict]]:
+    """The models a run prepares, by their folder under results/<run_name>/, each as (config key, model entry):
+    `model`, the model every policy starts from, and `reference_model`, the instruct reference
+    (evaluation.instruct_reference) when the config has one."""
+    models = {"model": ("model", config["model"])}
+    if reference := config["evaluation"].get("instruct_reference"):
+        models["reference_model"] = ("evaluation.instruct_reference", reference)
+    return models
+
+
+def check_model_entry(model: dict, key: str, base_dir: Path = REPO_ROOT) -> None:
+    """A model entry (`model`, `evaluation.instruct_reference`) names its source fully: a hub model its id and
+    pinned revision, a local one an existing directory."""
+    if model["source"] == "hub":
+        for name in ("id", "revision"):
+            if name not in model:
+                raise ConfigError(f"config key {key}.{name} is required when {key}.source is 'hub'")
+    if model["source"] == "local":
+        if "path" not in model:
+            raise ConfigError(f"config key {key}.path is required when {key}.source is 'local'")
+        if not (base_dir / model["path"]).is_dir():
+            raise ConfigError(f"config key {key}.path: {base_dir / model['path']} is not a directory")
+
+
 def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
     """Cross-field and file checks, run before any job starts (after the schema, checked again here with strict
     integers, which Snakemake's `validate()` does not do)."""
     validate_schema(config)
     check_repo_paths(config, base_dir)
-    model = config["model"]
-    if model["source"] == "hub":
-        for key in ("id", "revision"):
-            if key not in model:
-                raise ConfigError(f"config key model.{key} is required when model.source is 'hub'")
-    if model["source"] == "local":
-        if "path" not in model:
-            raise ConfigError("config key model.path is required when model.source is 'local'")
-        if not (base_dir / model["path"]).is_dir():
-            raise ConfigError(f"config key model.path: {base_dir / model['path']} is not a directory")
+    for key, entry in prepared_models(config).values():
+        check_model_entry(entry, key, base_dir)
     try:  # model.kind base for a model whose name says instruct (the full check runs in prepare_model)
-        check_config_model(model)
+        check_config_model(config["model"])
     except InstructModelError as err:
         raise ConfigError(str(err)) from None
     specs = prompt_set_specs(config)
@@ -172,7 +188,7 @@ def stage_resources(config: dict, stage: str, schema_path: Path = SCHEMA) -> dic
 
 
 def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
-    """Judges fit their tasks, the instruct reference has an instruct model, and the labeled judge-validation files
+    """Judges fit their tasks, instruct_ref has an instruct reference model, and the labeled judge-validation files
     are well formed, with distinct names; one whose items are drawn but whose label passes are not merged yet
     (PendingLabelsError) passes here and fails the rule validate_judges. (A per-set limit for a set the config does
     not evaluate is ignored.)"""
@@ -186,9 +202,14 @@ def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
     scored = [name for name in ("helpful", "style") if name in prompts["eval"]]
     if scored and not score_judge:
         raise ConfigError(f"config key evaluation.score_judge is required for the eval sets {scored}")
-    if "instruct_ref" in evaluation["conditions"] and config["model"]["kind"] != "instruct":
-        raise ConfigError("config key evaluation.conditions: instruct_ref evaluates the prepared model as an "
-                          "instruct reference and needs model.kind instruct")
+    reference = evaluation.get("instruct_reference")
+    if "instruct_ref" in evaluation["conditions"] and not reference:
+        raise ConfigError("config key evaluation.instruct_reference is required by the condition instruct_ref "
+                          "(evaluation.conditions): the instruct model it generates from, a model entry like `model` "
+                          "(e.g. the instruct sibling of a base model, or {source: embedded, kind: instruct})")
+    if reference and reference["kind"] != "instruct":
+        raise ConfigError(f"config key evaluation.instruct_reference.kind: the instruct reference must be an instruct "
+                          f"model (kind: instruct), not {reference['kind']!r}")
     labeled = evaluation.get("judge_validation", {}).get("labeled", [])
     names = [Path(path).stem for path in labeled]
     if len(set(names)) != len(names):  # the file name is the dataset name of its agreement rows

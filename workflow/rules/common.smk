@@ -52,15 +52,37 @@ def policy_adapters(wildcards):
         "slcai": [f"{seed_dir}/slcai/adapter"],
         "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/revision/adapter"],
         "dpo_aif": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/ai-feedback/adapter"],
-        "instruct_ref": [],  # the prepared instruct model, prompted with its chat template
+        "instruct_ref": [],  # the instruct reference as it is (policy_model)
     }[wildcards.policy]
 
 
-def job_params(script, *config_keys):
+# The config as the jobs that run the instruct reference read it: their `model` is evaluation.instruct_reference.
+REFERENCE_CONFIG = {**config, "model": config["evaluation"].get("instruct_reference")}
+
+
+def policy_model(wildcards):
+    """The prepared model a policy generates from: the instruct reference (rule prepare_reference_model) for
+    instruct_ref, the run's model, with the policy's adapters merged in, otherwise. Matched prompting, as in the
+    study, which prompted each model in its native format: the instruct reference with its chat template, the
+    policies in the dialogue format they are trained on (scripts/generate_responses.py)."""
+    if wildcards.policy == "instruct_ref":
+        return rules.prepare_reference_model.output.info
+    return rules.prepare_model.output.info
+
+
+def job_params(script, *config_keys, of=config):
     """What a job depends on besides its input files, passed as params so that a change reruns it (and, through
     their inputs, its descendants): `config`, the config sections or dotted keys its script reads (it reads no
-    other), and `library`, a fingerprint of the caibase modules the script imports (see caibase.fingerprint)."""
-    return {"config": job_config(config, *config_keys), "library": library_fingerprint(script)}
+    other) from the config `of`, and `library`, a fingerprint of the caibase modules the script imports (see
+    caibase.fingerprint)."""
+    return {"config": job_config(of, *config_keys), "library": library_fingerprint(script)}
+
+
+def policy_job_params(script, *config_keys):
+    """job_params for generating from a policy's model (policy_model), read from REFERENCE_CONFIG for
+    instruct_ref, so that the script sees the instruct reference as its `model` (dtype, provenance)."""
+    params, reference = job_params(script, *config_keys), job_config(REFERENCE_CONFIG, *config_keys)
+    return {**params, "config": lambda wildcards: reference if wildcards.policy == "instruct_ref" else params["config"]}
 
 
 def stage_resources(stage):

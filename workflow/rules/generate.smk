@@ -26,16 +26,18 @@ rule generate_redteam:
         "../../scripts/generate_responses.py"
 
 
+# Each policy from its model (policy_model, policy_adapters), prompted in that model's native format, as in the
+# study: instruct_ref (the instruct reference) with its chat template, the CAI policies in the dialogue format.
 rule generate_eval:
     input:
-        model=rules.prepare_model.output.info,
+        model=policy_model,
         prompts=lambda wildcards: [PROMPT_FILES[name] for name in policy_eval_sets(wildcards)],
         adapters=policy_adapters,
         splits=rules.check_prompt_splits.output.report,
     output:
         responses=f"{OUT}/seed{{seed}}/eval/{{policy}}/responses.jsonl",
     params:
-        **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
+        **policy_job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
         policy=lambda wc: wc.policy,
         prompt_sets=policy_eval_sets,
         limit={name: config["prompts"]["eval_limits"].get(name, config["prompts"]["eval_limit"]) for name in EVAL_SETS},

@@ -55,6 +55,7 @@ rule publish_numbers:
         summary=rules.aggregate.output.summary,
         paired=rules.aggregate.output.paired,
         model=rules.prepare_model.output.info,
+        reference_model=[rules.prepare_reference_model.output.info] if "instruct_ref" in CONDITIONS else [],
         data_scale=DATA_SCALE_TABLES,
         judge_agreement=rules.validate_judges.output.table,
         judge_gate=rules.validate_judges.output.gate,
