@@ -15,6 +15,7 @@ from caibase.provenance import code_version, config_sha256
 from caibase.published import (
     ABS_TOLERANCE,
     build_numbers,
+    cost_numbers,
     data_scale_numbers,
     formula_docs,
     judge_agreement_numbers,
@@ -65,6 +66,7 @@ def main(smk) -> None:
                                       n_boot=smk.params.bootstrap_samples)
     numbers += judge_agreement_numbers(pd.read_csv(smk.input.judge_agreement), smk.input.judge_validation)
     numbers += gate_numbers
+    numbers += cost_numbers(smk.input.benchmarks)
     model = read_json(smk.input.model)
     reference = [read_json(path) for path in smk.input.reference_model]  # the instruct reference, when evaluated
     all_judged = [r for path in smk.input.judged for r in read_records(path)]
@@ -88,7 +90,8 @@ def main(smk) -> None:
             "critique_rounds": config["critique"]["rounds"],
             "redteam_prompts": sum(config["prompts"].get(k) or 0 for k in ("redteam_limit", "redteam_hh_rlhf")),
             "present": {"Scores": not all(map(is_rate, summary.metric)), "Feedback": bool(feedback),
-                        "Paired": not paired.empty, "Dpo": bool(histories), "DataScale": bool(smk.input.data_scale)},
+                        "Paired": not paired.empty, "Dpo": bool(histories), "DataScale": bool(smk.input.data_scale),
+                        "Cost": bool(smk.input.benchmarks)},
         },
         "formulas": formula_docs(),
         "numbers": numbers,

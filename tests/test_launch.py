@@ -91,7 +91,7 @@ def test_dry_run_shows_resources_and_benchmarks(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = result.stdout.split("\nrule ")
     sft = next(job for job in jobs if job.startswith("sft:"))
-    assert "benchmark: results/paper-llama32-3b/benchmarks/seed" in sft
+    assert "benchmark: results/paper-llama32-3b/benchmarks/sft/seed" in sft
     assert "runtime=" in sft and "gpu=1" in sft and "mem_mb=" in sft
     aggregate = next(job for job in jobs if job.startswith("aggregate:"))
     assert "benchmark:" not in aggregate and "gpu=" not in aggregate

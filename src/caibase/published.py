@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from caibase.artifacts import check_manifest, read_records
+from caibase.cost import STATISTICS as COST_STATISTICS
+from caibase.cost import TOTAL, benchmark_stage, stage_costs
 from caibase.feedback_gate import AIF_CONDITION, CHANCE, gated
 from caibase.feedback_gate import feedback_gate as gate_of
 from caibase.judge_gate import REFUSAL_TASK, SET_STATISTICS, gates_from_records, metric_validity
@@ -215,6 +217,18 @@ def history_final(sources, column: str) -> tuple[float, int]:
     return float(np.mean(finals)), rows
 
 
+@formula("stage_cost")
+def stage_cost(sources, stage: str, statistic: str) -> tuple[float, int]:
+    """What one stage of the run cost, from the Snakemake benchmark TSVs of its jobs (caibase.cost.stage_costs):
+    jobs, wall_min and cpu_min (summed over jobs: job time, not elapsed time) or max_rss_mb (the largest resident
+    memory of one job); stage `total`: over every stage's files."""
+    _stamp(sources)  # a missing file is a missing record
+    if stage != TOTAL and {benchmark_stage(path) for path in sources} != {stage}:
+        raise ValueError(f"stage_cost: sources of stage {stage!r} include other stages: {list(sources)}")
+    row = stage_costs(list(sources)).set_index("stage").loc[TOTAL]
+    return float(row[statistic]), len(sources)
+
+
 def compute(entry: dict) -> tuple[float, int]:
     """Recompute one published entry from its sources with its named formula."""
     if entry["formula"] not in FORMULAS:
@@ -257,11 +271,14 @@ def _split_digits(part: str) -> list[str]:
 
 
 def display(value: float, statistic: str) -> str:
-    """How a number is printed in the paper: p-values to 3 decimals, counts as integers, the rest to 2."""
+    """How a number is printed in the paper: p-values to 3 decimals, counts as integers, megabytes to whole MB, the
+    rest to 2."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    if statistic in ("n", "n_records"):
+    if statistic in ("n", "n_records", "jobs"):
         return str(int(value))
+    if statistic.endswith("_mb"):
+        return f"{value:.0f}"
     if statistic == "valid":
         return "valid" if value else "invalid"
     if statistic.startswith("p_"):
@@ -461,6 +478,17 @@ def judge_gate_numbers(gate: dict, sources: dict[str, str]) -> tuple[list[dict],
         gates[task] = gates_from_records(rows if refusal else [], [] if refusal else rows,
                                          {task: recorded["judge"]}, list(recorded["sets"]) if refusal else [])[task]
     return numbers, gates
+
+
+def cost_numbers(benchmarks: list[str]) -> list[dict]:
+    """Each stage's cost and the run's total (caibase.cost) as published entries, from the benchmark TSVs of the
+    jobs the published numbers depend on (one file per job)."""
+    by_stage: dict[str, list[str]] = {}
+    for path in sorted(benchmarks):
+        by_stage.setdefault(benchmark_stage(path), []).append(path)
+    groups = {**dict(sorted(by_stage.items())), TOTAL: sorted(benchmarks)} if benchmarks else {}
+    return [entry(f"cost/{stage}/{statistic}", "stage_cost", {"stage": stage, "statistic": statistic}, paths)
+            for stage, paths in groups.items() for statistic in COST_STATISTICS]
 
 
 def formula_docs() -> dict[str, str]:

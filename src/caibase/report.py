@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from caibase.artifacts import atomic_path, read_jsonl  # noqa: E402
+from caibase.cost import STATISTICS as COST_STATISTICS  # noqa: E402
 from caibase.feedback_gate import AIF_CONDITION, Gate, feedback_gate, gated  # noqa: E402
 from caibase.judge_gate import (  # noqa: E402
     REFUSAL_TASK,
@@ -199,7 +200,8 @@ def shown_metrics(metrics: set[str], samples_per_prompt: int) -> list[str]:
 
 def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None) -> list[str]:
     """Safety and quality results by condition, paired differences, feedback validation, DPO final state, judge
-    agreement, and the data-scale sweep when the run has one (`data_scale`: its summary table, for the design)."""
+    agreement, the judge gate, the cost per stage, and the data-scale sweep when the run has one (`data_scale`: its
+    summary table, for the design)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     numbers = {item["key"]: item for item in published["numbers"]}
     written = []
@@ -313,6 +315,17 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
             "gate": "passed" if row["passed"] else "failed"} for row in rows])
         _write_table(pd.DataFrame(rows), out_dir, "judge_gate", latex, "llrccl")
         written.append("judge_gate")
+
+    stages = list(dict.fromkeys(k.split("/")[1] for k in numbers if k.startswith("cost/")))  # the total row last
+    if stages:
+        rows = [{"stage": stage, **{s: numbers[f"cost/{stage}/{s}"]["value"] for s in COST_STATISTICS}}
+                for stage in stages]
+        headers = {"jobs": "jobs", "wall_min": "job time (min)", "cpu_min": "CPU time (min)",
+                   "max_rss_mb": "peak memory (MB)"}
+        latex = pd.DataFrame([{"stage": latex_escape(stage), **{headers[s]: _cell(numbers, f"cost/{stage}/{s}")
+                                                                for s in COST_STATISTICS}} for stage in stages])
+        _write_table(pd.DataFrame(rows), out_dir, "cost", latex, "lrrrr")
+        written.append("cost")
     return written
 
 

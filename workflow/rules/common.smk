@@ -6,7 +6,7 @@ from snakemake.logging import logger
 
 from caibase.config import ConfigError, check_config, prompt_set_paths, prompt_set_specs, seed_prompt_set_file
 from caibase.config import stage_resources as _stage_resources
-from caibase.data_scale import POLICY_OF_PAIRS, parse_sweep_policy, sweep_policy
+from caibase.data_scale import DPO_POLICIES, POLICY_OF_PAIRS, parse_sweep_policy, sweep_policy
 from caibase.fingerprint import job_config, library_fingerprint
 
 REPO = Path(workflow.basedir)
@@ -91,7 +91,9 @@ def stage_resources(stage):
 
 
 def benchmark_file(name):
-    """Where `benchmark:` writes a rule's wall time, memory and I/O (one TSV per job)."""
+    """Where `benchmark:` writes a job's wall time, CPU time, memory and I/O (one TSV per job): `name` is the rule's
+    name, then the job's wildcards below it (`sft/seed{seed}`), so the first part of the path under benchmarks/ is
+    the stage that caibase.cost sums the job into. The TSVs are git-versioned (dvc.yaml): the cost table is verified."""
     return f"{OUT}/benchmarks/{name}.tsv"
 
 
@@ -215,3 +217,43 @@ def published_sources(wildcards):
 
     numbers = json.loads(Path(PUBLISHED).read_text(encoding="utf-8"))["numbers"]
     return sorted({source for number in numbers for source in number["sources"]})
+
+
+def policy_stages(policy):
+    """The benchmarked rules (name, wildcards besides the seed) that generating and judging a policy depends on,
+    mirroring their inputs: its adapters (SFT, SL-CAI SFT, DPO or a sweep point's DPO), the revisions or AI-feedback
+    pairs they are trained on, and the red-team responses (sampled from the SFT adapter) both come from."""
+    point = parse_sweep_policy(policy)
+    pairs = point[0] if point else DPO_POLICIES.get(policy)
+    stages = [("generate_eval", {"policy": policy}), ("judge", {"policy": policy})]
+    if point:
+        stages.append(("dpo_subsample", {"pairs": pairs, "n_pairs": point[1]}))
+    elif pairs:
+        stages.append(("dpo", {"pairs": pairs}))
+    if policy == "slcai":
+        stages.append(("slcai_sft", {}))
+    if policy == "slcai" or pairs == "revision":
+        stages.append(("critique_revise", {}))
+    if pairs == "ai-feedback":
+        stages.append(("ai_feedback_labels", {}))
+    if policy == "slcai" or pairs:
+        stages.append(("generate_redteam", {}))
+    if policy not in ("base", "instruct_ref"):
+        stages.append(("sft", {}))
+    return stages
+
+
+def upstream_benchmarks():
+    """publish_numbers' benchmark inputs, for its cost table: the TSVs of every job it depends on (they ran before
+    it; publish_numbers and the rules after it have no benchmark): per seed, the stages of each evaluated policy (the
+    conditions and the sweep's points); once per run, the model and the judges' and feedback model's validation
+    (the rules it names are defined by the rule files included after this one)."""
+    files = {rules.prepare_model.benchmark, rules.validate_judges.benchmark}
+    if config["feedback"]["validate"]:
+        files.add(rules.validate_feedback_model.benchmark)
+    policies = set(CONDITIONS) | ({p["policy"] for p in data_scale_points()} if SWEEP_POLICIES else set())
+    for seed in SEEDS:
+        for policy in policies:
+            for rule, wildcards in policy_stages(policy):
+                files.add(getattr(rules, rule).benchmark.format(seed=seed, **wildcards))
+    return sorted(map(str, files))

@@ -8,7 +8,7 @@ use rule dpo as dpo_subsample with:
     log:
         f"{OUT}/logs/seed{{seed}}/dpo_{{pairs}}_n{{n_pairs}}.log",
     benchmark:
-        benchmark_file("seed{seed}/dpo_{pairs}_n{n_pairs}")
+        benchmark_file("dpo_subsample/seed{seed}/{pairs}_n{n_pairs}")
     wildcard_constraints:
         n_pairs=r"\d+",
 

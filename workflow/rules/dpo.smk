@@ -11,7 +11,7 @@ rule dpo:
     log:
         f"{OUT}/logs/seed{{seed}}/dpo_{{pairs}}.log",
     benchmark:
-        benchmark_file("seed{seed}/dpo_{pairs}")
+        benchmark_file("dpo/seed{seed}/{pairs}")
     resources:
         **stage_resources("train"),
     threads: config["threads"]

@@ -26,7 +26,7 @@ rule judge:
         f"{OUT}/logs/seed{{seed}}/judge_{{policy}}.log",
     threads: config["threads"]
     benchmark:
-        benchmark_file("seed{seed}/judge_{policy}")
+        benchmark_file("judge/seed{seed}/{policy}")
     resources:
         **stage_resources("judge"),
     container:

@@ -34,7 +34,7 @@ rule ai_feedback_labels:
     log:
         f"{OUT}/logs/seed{{seed}}/ai_feedback_labels.log",
     benchmark:
-        benchmark_file("seed{seed}/ai_feedback_labels")
+        benchmark_file("ai_feedback_labels/seed{seed}")
     resources:
         **stage_resources("feedback"),
     threads: config["threads"]

@@ -16,7 +16,7 @@ rule generate_redteam:
     log:
         f"{OUT}/logs/seed{{seed}}/generate_redteam.log",
     benchmark:
-        benchmark_file("seed{seed}/generate_redteam")
+        benchmark_file("generate_redteam/seed{seed}")
     resources:
         **stage_resources("generate"),
     threads: config["threads"]
@@ -46,7 +46,7 @@ rule generate_eval:
     log:
         f"{OUT}/logs/seed{{seed}}/generate_eval_{{policy}}.log",
     benchmark:
-        benchmark_file("seed{seed}/generate_eval_{policy}")
+        benchmark_file("generate_eval/seed{seed}/{policy}")
     resources:
         **stage_resources("generate"),
     threads: config["threads"]

@@ -59,6 +59,7 @@ rule publish_numbers:
         data_scale=DATA_SCALE_TABLES,
         judge_agreement=rules.validate_judges.output.table,
         judge_gate=rules.validate_judges.output.gate,
+        benchmarks=upstream_benchmarks(),
     output:
         published=f"{PAPER}/published.json",
         macros=f"{PAPER}/generated/macros.tex",

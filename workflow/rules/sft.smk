@@ -12,7 +12,7 @@ rule sft:
     log:
         f"{OUT}/logs/seed{{seed}}/sft.log",
     benchmark:
-        benchmark_file("seed{seed}/sft")
+        benchmark_file("sft/seed{seed}")
     resources:
         **stage_resources("train"),
     threads: config["threads"]

@@ -11,7 +11,7 @@ rule critique_revise:
     log:
         f"{OUT}/logs/seed{{seed}}/critique_revise.log",
     benchmark:
-        benchmark_file("seed{seed}/critique_revise")
+        benchmark_file("critique_revise/seed{seed}")
     resources:
         **stage_resources("critique"),
     threads: config["threads"]
@@ -52,7 +52,7 @@ rule slcai_sft:
     log:
         f"{OUT}/logs/seed{{seed}}/slcai_sft.log",
     benchmark:
-        benchmark_file("seed{seed}/slcai_sft")
+        benchmark_file("slcai_sft/seed{seed}")
     resources:
         **stage_resources("train"),
     threads: config["threads"]

@@ -1,0 +1,50 @@
+"""What a run cost, from the TSV that Snakemake's `benchmark:` writes per job (columns s, h:m:s, max_rss, max_vms,
+max_uss, max_pss, io_in, io_out, mean_load, cpu_time; "NA" where the job ended before it was sampled).
+
+A job's file is `results/<run>/benchmarks/<stage>.tsv` or `results/<run>/benchmarks/<stage>/<job...>.tsv`
+(workflow/rules/common.smk, benchmark_file): the stage, the rule's name, is the first part of the path under
+`benchmarks/`. Per stage: the number of jobs, the wall and CPU time summed over its jobs, and the largest resident
+memory of any one job. Summed wall time is job time, not the run's elapsed time: jobs run side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+import pandas as pd
+
+BENCHMARKS_DIR = "benchmarks"
+TOTAL = "total"  # the row over every stage
+STATISTICS = ("jobs", "wall_min", "cpu_min", "max_rss_mb")
+
+
+def benchmark_stage(path: str) -> str:
+    """The stage (rule) of a benchmark file: the first part of its path under `benchmarks/`."""
+    parts = PurePath(path).parts
+    folders = [i for i, part in enumerate(parts[:-1]) if part == BENCHMARKS_DIR]
+    if not folders:
+        raise ValueError(f"{path}: not a benchmark file (no {BENCHMARKS_DIR}/ folder in its path)")
+    below = parts[folders[-1] + 1:]
+    return PurePath(below[0]).stem if len(below) == 1 else below[0]
+
+
+def read_job(path: str) -> pd.Series:
+    """One job's benchmark: its mean over the file's rows (one row, or one per `repeat()` of the benchmark)."""
+    frame = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
+    return frame[["s", "cpu_time", "max_rss"]].apply(pd.to_numeric, errors="coerce").mean()
+
+
+def summarize_jobs(jobs: pd.DataFrame) -> dict[str, float]:
+    """Jobs, wall and CPU minutes summed over jobs, peak resident memory (MB) of one job; NaN where no job of the
+    stage was sampled."""
+    return {"jobs": float(len(jobs)), "wall_min": jobs.s.sum(min_count=1) / 60,
+            "cpu_min": jobs.cpu_time.sum(min_count=1) / 60, "max_rss_mb": jobs.max_rss.max()}
+
+
+def stage_costs(paths: list[str]) -> pd.DataFrame:
+    """One row per stage (sorted by name), then the `total` row over every job: stage, jobs, wall_min, cpu_min,
+    max_rss_mb."""
+    jobs = pd.DataFrame([read_job(path) for path in paths], columns=["s", "cpu_time", "max_rss"])
+    jobs["stage"] = [benchmark_stage(path) for path in paths]
+    rows = [{"stage": stage, **summarize_jobs(group)} for stage, group in jobs.groupby("stage", sort=True)]
+    return pd.DataFrame(rows + [{"stage": TOTAL, **summarize_jobs(jobs)}], columns=["stage", *STATISTICS])
