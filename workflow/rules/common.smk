@@ -247,8 +247,11 @@ def upstream_benchmarks():
     """publish_numbers' benchmark inputs, for its cost table: the TSVs of every job it depends on (they ran before
     it; publish_numbers and the rules after it have no benchmark): per seed, the stages of each evaluated policy (the
     conditions and the sweep's points); once per run, the model and the judges' and feedback model's validation
-    (the rules it names are defined by the rule files included after this one)."""
+    (the rules it names are defined by the rule files included after this one); the instruct reference's model
+    when instruct_ref is evaluated."""
     files = {rules.prepare_model.benchmark, rules.validate_judges.benchmark}
+    if "instruct_ref" in CONDITIONS:
+        files.add(rules.prepare_reference_model.benchmark)
     if config["feedback"]["validate"]:
         files.add(rules.validate_feedback_model.benchmark)
     policies = set(CONDITIONS) | ({p["policy"] for p in data_scale_points()} if SWEEP_POLICIES else set())
