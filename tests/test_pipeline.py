@@ -542,7 +542,7 @@ def test_reviewer_path_push_clone_pull_has_nothing_to_do(smoke_run, tmp_path):
                         .replace("      - results/${run_name}/reference_model/model_info.json: {cache: false, persist: "
                                  "true}\n", "")
                         .replace(' "results/${run_name}/reference_model/model_info.json",', ""))
-    assert "reference_model" not in dvc_yaml.read_text().split("stages:")[1]
+    assert "reference_model/" not in dvc_yaml.read_text().split("stages:")[1]
     git("init", "-q", cwd=origin)
     git("add", "-A", cwd=origin)
     git("commit", "-q", "-m", "code", cwd=origin)
