@@ -235,6 +235,11 @@ def test_the_gate_is_published_verified_and_sets_the_rates_apart_in_the_paper(ru
     macros = macros_tex(published)
     assert r"\RefusalJudgeValidfalse" in macros and r"\ScoreJudgeValidtrue" in macros
     assert r"\HasJudgeGatetrue" in macros and "majority-label share" in macros
+    assert r"\HasInstructReferencefalse" in macros  # no instruct reference in this run's meta
+    published["meta"]["instruct_reference"] = {"id": "org/instruct-7b", "source": "hub", "kind": "instruct",
+                                               "sha256": "c" * 64}
+    macros = macros_tex(published)
+    assert r"\HasInstructReferencetrue" in macros and r"\newcommand{\ReferenceModelId}{org/instruct-7b}" in macros
 
 
 def meta():

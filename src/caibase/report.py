@@ -153,12 +153,14 @@ def macros_tex(published: dict) -> str:
     strings |= {"RefusalJudgeGateReason": judge_gates[REFUSAL_TASK].reason if REFUSAL_TASK in judge_gates else "",
                 "ScoreJudgeGateReason": "; ".join(judge_gates[t].reason for t in SCORE_TASKS if t in judge_gates
                                                   and not judge_gates[t].valid)}
+    reference = meta.get("instruct_reference") or {}
+    strings |= {"ReferenceModelId": reference.get("id", ""), "ReferenceModelKind": reference.get("kind", "")}
     for name, value in strings.items():
         lines.append(rf"\newcommand{{\{name}}}{{{latex_escape(value)}}}")
     switches = {"StandIn": meta["model"]["kind"] != "base" or meta["device"] == "cpu",
                 "InstructModel": meta["model"]["kind"] != "base", "JudgeProxy": meta["judge_is_proxy"],
                 "HasAifGate": gate is not None, "AifValid": gate is None or gate.valid,
-                "HasJudgeGate": bool(judge_gates),
+                "HasJudgeGate": bool(judge_gates), "HasInstructReference": bool(reference),
                 "RefusalJudgeValid": REFUSAL_TASK not in judge_gates or judge_gates[REFUSAL_TASK].valid,
                 "ScoreJudgeValid": all(judge_gates[t].valid for t in SCORE_TASKS if t in judge_gates),
                 **{f"Has{k}": v for k, v in sorted(meta["present"].items())}}
