@@ -4,6 +4,9 @@ taken round-robin over its categories. `input.model` is the policy's prepared mo
 Matched prompting, as in the study, which prompted each model in its native format: instruct_ref with its chat
 template, the CAI policies (trained on Human:/Assistant: dialogues) in that dialogue format.
 Finished batches go to a `.partial` file first, so a killed job resumes where it stopped.
+A prompt with a `reference` answer (the helpful set) also gets `reference_logprob` and `reference_tokens`: the
+policy's mean per-token log-likelihood of that answer after the same formatted prompt (caibase.likelihood), computed
+with the same weights; it samples nothing, so the responses are those generated without it.
 
     snakemake --cores 2 results/embedded-cpu/seed1/slcai/responses.jsonl      # SFT policy on red-team prompts
     snakemake --cores 2 results/embedded-cpu/seed1/eval/dpo/responses.jsonl   # a condition on the eval sets
@@ -11,14 +14,32 @@ Finished batches go to a `.partial` file first, so a killed job resumes where it
 
 from pathlib import Path
 
+import torch
+
 from caibase.artifacts import write_jsonl
 from caibase.backends import load_generation_model
 from caibase.config import sampling_settings
 from caibase.generation import degenerate_reason, generate, remove_shard, sample_seed, shard_identity
-from caibase.models import load_model_info, load_tokenizer
+from caibase.likelihood import continuation_logprobs
+from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.prompts import RESPONSE_STOPS, chat_prompt, dialogue_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
 from caibase.runtime import setup
+
+
+def reference_scores(model, tokenizer, records: list[dict], format_prompt, completion_prefix: str,
+                     batch_size: int) -> dict[tuple[str, str], tuple[float, int]]:
+    """(prompt set, id) -> (mean per-token log-probability, tokens) of each prompt's `reference` answer, continuing
+    `format_prompt(prompt)` as training completions do (`completion_prefix` + the stripped answer)."""
+    rows = list({(r["prompt_set"], r["id"]): r for r in records if r.get("reference")}.items())
+    scores = continuation_logprobs(model, tokenizer, [format_prompt(r["prompt"]) for _, r in rows],
+                                   [completion_prefix + r["reference"].strip() for _, r in rows], batch_size)
+    return {key: score for (key, _), score in zip(rows, scores, strict=True)}
+
+
+def reference_fields(score: tuple[float, int] | None) -> dict:
+    """A response record's reference fields: present only for prompts with a reference answer."""
+    return {} if score is None else {"reference_logprob": score[0], "reference_tokens": score[1]}
 
 
 def main(smk) -> None:
@@ -35,10 +56,20 @@ def main(smk) -> None:
     settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
     backend = config["generation"]["backend"]
+    format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == "instruct_ref" else dialogue_prompt
+    completion_prefix = "" if policy == "instruct_ref" else " "  # a dialogue completion starts with a space (SFT)
+    has_references = any(r.get("reference") for r in records)
+    references = {}
+    if has_references and backend != "hf":  # the same weights in transformers, freed before the engine loads
+        hf_model = load_model(model_dir, adapters=list(smk.input.adapters), dtype=config["model"]["dtype"],
+                              device=config["device"])
+        references = reference_scores(hf_model, tokenizer, records, format_prompt, completion_prefix,
+                                      settings.batch_size)
+        del hf_model
+        torch.cuda.empty_cache()
     model = load_generation_model(model_dir, adapters=smk.input.adapters, dtype=config["model"]["dtype"],
                                   device=config["device"], backend=backend, seed=seed)
     shard = f"{smk.output.responses}.partial"
-    format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == "instruct_ref" else dialogue_prompt
     generations = generate(
         model, tokenizer, [format_prompt(r["prompt"]) for r in records], settings,
         [sample_seed(seed, f"{policy}:{r['prompt_set']}:{r['id']}" + (f":s{r['sample']}" if r["sample"] else ""))
@@ -46,12 +77,15 @@ def main(smk) -> None:
         identity=shard_identity(model_dir, smk.input.adapters, backend),
         prompt_ids=[f"{r['prompt_file']} id {r['id']}" for r in records],
     )
+    if has_references and backend == "hf":  # after generating, with the model that generated
+        references = reference_scores(model, tokenizer, records, format_prompt, completion_prefix, settings.batch_size)
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.responses, (
         {"id": r["id"], "sample": r["sample"], "prompt_set": r["prompt_set"], "category": r["category"],
          "prompt": r["prompt"], "style": r.get("style"),
          "policy": policy, "response": g.text, "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
          "stop": g.stop, "truncated": g.truncated, "degenerate": degenerate_reason(g.text, r["prompt"]),
+         **reference_fields(references.get((r["prompt_set"], r["id"]))),
          "generation": {**settings.asdict(), "backend": backend}, "provenance": provenance}
         for r, g in zip(records, generations, strict=True)
     ))

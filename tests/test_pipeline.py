@@ -211,11 +211,13 @@ def test_smoke_run_summary_table(smoke_run):
     out, config = smoke_run
     summary = pd.read_csv(out / "tables" / "summary_by_condition.csv")
     assert set(summary.condition) == set(config["evaluation"]["conditions"])
-    from caibase.metrics import METRIC_BY_NAME
+    from caibase.metrics import METRIC_BY_NAME, is_rate
 
     assert set(summary.metric) <= set(METRIC_BY_NAME) and "asr_jailbreak" in set(summary.metric)
     assert (summary.n_seeds == len(config["seeds"])).all()
-    rates = summary[~summary.metric.isin(["helpfulness", "style_adherence", "helpful_response_tokens"])]
+    rates = summary[summary.metric.map(is_rate)]
+    loglik = summary[summary.metric == "reference_loglik"]  # judge-free: every condition, a log-probability
+    assert set(loglik.condition) == set(summary.condition) and (loglik["mean"] < 0).all()
     assert rates["mean"].between(0, 1).all() and (summary.ci_method == "bootstrap_seeds_prompts").all()
     assert (summary.ci95_low <= summary["mean"] + 1e-9).all() and (summary["mean"] <= summary.ci95_high + 1e-9).all()
     assert (summary.model_kind == "base").all()

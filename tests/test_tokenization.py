@@ -171,3 +171,14 @@ def test_chat_template_prompt_keeps_its_own_single_bos(tiny):
     expected = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
                                              add_generation_prompt=True)["input_ids"]
     assert ids == list(expected) and ids.count(tokenizer.bos_token_id) == 1
+
+
+def test_reference_likelihood_conditions_on_the_trained_ids(tiny, trained_ids):
+    """caibase.likelihood scores a reference answer after the ids generation conditions on (and SFT trains on)."""
+    from caibase.likelihood import continuation_ids
+
+    _, tokenizer = tiny
+    for prompt in PROMPTS[:2]:
+        prompt_ids, answer_ids = continuation_ids(tokenizer, prompt, " Mix flour and water.")
+        assert prompt_ids == trained_ids[prompt]
+        assert prompt_ids + answer_ids == encode_prompt(tokenizer, prompt + " Mix flour and water.")

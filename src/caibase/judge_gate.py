@@ -17,8 +17,8 @@ helpfulness and style 1-5. Each task has its own test, on reference data read be
 A metric whose judge fails is **invalid** (`evaluation.judge_gate.on_fail: mark`, the default): `valid` false and the
 reason in `tables/*.csv` and `metrics.json`, its cells set apart in the paper's tables and figures, and the paper says
 why and reports none of it as a result. `fail` stops the run in rule validate_judges instead. Metrics no judge made
-(response length) are never gated. The gate is published (`gate/judge/<task>/...`, formula `judge_gate` of
-caibase.published) and recomputed from the per-item records by `make verify`. Torch-free.
+(response length, reference log-likelihood) are never gated. The gate is published (`gate/judge/<task>/...`,
+formula `judge_gate` of caibase.published) and recomputed from the per-item records by `make verify`. Torch-free.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def gates_from_records(validation: Sequence[dict], canary: Sequence[dict], judge
 
 
 def metric_task(metric) -> str | None:
-    """The judge task a metric (caibase.metrics.Metric) comes from; None when no judge made it (a length)."""
+    """The judge task a metric (caibase.metrics.Metric) comes from; None when no judge made it (a length, the
+    reference log-likelihood)."""
     if metric.field in ("attack_success", "refused"):
         return REFUSAL_TASK
     if metric.field == "score":

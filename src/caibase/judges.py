@@ -429,6 +429,7 @@ def judge_responses(responses: Sequence[dict], judges: dict[str, Judge], tasks: 
             "sample": r.get("sample", 0), "prompt_set": r["prompt_set"], "category": r["category"],
             "response": r["response"], "response_sha256": sha256_text(r["response"]),
             "response_tokens": r["new_tokens"], "truncated": r["truncated"], "degenerate": r.get("degenerate"),
+            "reference_logprob": r.get("reference_logprob"), "reference_tokens": r.get("reference_tokens"),
             **judges[task].identity(task), **v, "provenance": r["provenance"],
         })
     return records, n_cached

@@ -1,5 +1,6 @@
-"""Prompt sets (JSON Lines with id, category, split, prompt[, response, style]) and the train/eval contamination
-check."""
+"""Prompt sets (JSON Lines with id, category, split, prompt[, response, style, reference]) and the train/eval
+contamination check. `reference`: an answer whose log-likelihood under a policy is the judge-free helpfulness proxy
+(caibase.likelihood; the helpful set's were written by an LLM agent for this package)."""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ METRIC_LABELS = {
     "over_refusal_borderline": "over-refusal, borderline",
     "helpfulness": "helpfulness (1-5)",
     "helpful_response_tokens": "response tokens, helpful set",
+    "reference_loglik": "reference log-lik. (per token; LLM-written refs)",
     "style_adherence": "style adherence (1-5)",
 }
 CONDITION_ORDER = ["base", "instruct_ref", "sft", "slcai", "dpo", "dpo_aif"]

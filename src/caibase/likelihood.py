@@ -1,0 +1,71 @@
+"""Judge-free helpfulness proxy: a policy's per-token log-likelihood of reference answers (the alignment tax).
+
+The score judges are not usable on CPU (the 135M judge rates nearly everything 1), so the helpful set also carries a
+`reference` answer per prompt, and the metric `reference_loglik` (caibase.metrics) is the mean per-token natural-log
+probability the evaluated policy gives that answer after the prompt, formatted as generation formats it. Higher is
+better; a drop from SFT to a CAI condition is the alignment tax on helpful answers. The reference answers in
+`data/prompts/helpful_eval.jsonl` were written by an LLM agent for this package, not by people.
+
+Tokens follow the one rule of `caibase.models`: the prompt is `encode_prompt(prompt)`, the ids generation conditions
+on, and the continuation's tokens are those of `encode_prompt(prompt + continuation)` beyond them. Nothing here
+samples, so it draws nothing from any random generator. (`caibase.feedback.option_logprobs` scores the same two short
+options after every prompt, the second on the first's cut KV cache; here every item has its own continuation.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from caibase.models import encode_prompt
+
+
+def continuation_ids(tokenizer, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, continuation ids): `encode_prompt` of the prompt, and the tokens of `encode_prompt(prompt +
+    continuation)` after them. Raises ValueError when the tokenizer merges the two across the boundary (the prompt's
+    ids are then no prefix) or the continuation has no token."""
+    prompt_ids = encode_prompt(tokenizer, prompt)
+    full = encode_prompt(tokenizer, prompt + continuation)
+    if full[: len(prompt_ids)] != prompt_ids:
+        raise ValueError(f"the tokens of prompt + continuation do not start with the prompt's: {prompt[-60:]!r} + "
+                         f"{continuation[:60]!r}")
+    if len(full) == len(prompt_ids):
+        raise ValueError(f"the continuation {continuation[:60]!r} has no token")
+    return prompt_ids, full[len(prompt_ids):]
+
+
+def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuations: Sequence[str],
+                          batch_size: int = 8) -> list[tuple[float, int]]:
+    """For each (prompt, continuation): (mean per-token natural-log probability of the continuation given the prompt,
+    number of continuation tokens), by teacher forcing.
+
+    Items are batched longest first, left-padded with an attention mask and position ids counted from each row's
+    first real token, so a row's result does not depend on its batch (up to float rounding); only the last positions,
+    where the continuations lie, are turned into log-probabilities.
+    """
+    if len(prompts) != len(continuations):
+        raise ValueError("one continuation per prompt is required")
+    items = [continuation_ids(tokenizer, p, c) for p, c in zip(prompts, continuations, strict=True)]
+    order = sorted(range(len(items)), key=lambda i: (-sum(map(len, items[i])), i))
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(items)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        lengths = [len(items[i][0]) + len(items[i][1]) for i in rows]
+        width, tail = max(lengths), max(len(items[i][1]) for i in rows)
+        ids = torch.tensor([[pad] * (width - n) + items[i][0] + items[i][1] for i, n in zip(rows, lengths)],
+                           device=device)
+        mask = (torch.arange(width, device=device)[None, :]
+                >= width - torch.tensor(lengths, device=device)[:, None]).long()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            # the logits at the last tail + 1 positions predict every row's continuation tokens (right-aligned)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                           logits_to_keep=tail + 1).logits[:, :-1]
+            logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, -tail:, None]).squeeze(-1)
+        for row, i in enumerate(rows):
+            n = len(items[i][1])
+            results[i] = (logprobs[row, tail - n :].mean().item(), n)
+    return results
