@@ -172,7 +172,7 @@ def test_a_refused_connection_is_an_api_error_not_an_exception(monkeypatch):
     assert [v["status"] for v in verdicts] == ["api_error", "api_error"]
 
 
-def run_validate_judges(tmp_path, monkeypatch, judges, max_failure_share):
+def run_validate_judges(tmp_path, monkeypatch, judges, max_failure_share, on_fail="mark"):
     """scripts/validate_judges.py as Snakemake runs it, with a stand-in for the `snakemake` object and two
     HH-RLHF rows instead of the download."""
     import runpy
@@ -188,9 +188,11 @@ def run_validate_judges(tmp_path, monkeypatch, judges, max_failure_share):
     monkeypatch.setattr(sys, "stderr", sys.stderr)
     smk = SimpleNamespace(
         input=SimpleNamespace(model=str(tmp_path / "model" / "model_info.json"),
-                              labeled=[str(REPO / "data/judge_labels/refusal_labels_v1.jsonl")]),
-        output=SimpleNamespace(records=str(tmp_path / "validation.jsonl"), table=str(tmp_path / "agreement.csv")),
-        params=SimpleNamespace(judges=judges, validation={"hh_rlhf_pairs": 2}, cache_dir=str(tmp_path / "cache"),
+                              labeled=[str(REPO / "data/judge_labels/refusal_labels_v1.jsonl")], canary=[]),
+        output=SimpleNamespace(records=str(tmp_path / "validation.jsonl"), table=str(tmp_path / "agreement.csv"),
+                               canary=str(tmp_path / "score_canary.jsonl"), gate=str(tmp_path / "gate.json")),
+        params=SimpleNamespace(judges=judges, refusal_judge=judges[0], score_judge=None, gate={"on_fail": on_fail},
+                               validation={"hh_rlhf_pairs": 2}, cache_dir=str(tmp_path / "cache"),
                                max_failure_share=max_failure_share),
         log=[str(tmp_path / "validate_judges.log")], threads=None,
     )
@@ -210,3 +212,17 @@ def test_validate_judges_fails_above_the_failure_threshold(server, tmp_path, mon
     FakeJudgeServer.replies = [(200, "REFUSAL")]
     smk = run_validate_judges(tmp_path, monkeypatch, [cfg, {"backend": "refusal-strings"}], max_failure_share=0.02)
     assert "refusal_labels_v1" in open(smk.output.table).read()
+
+
+def test_validate_judges_on_fail_fail_stops_when_the_refusal_judge_fails_its_gate(tmp_path, monkeypatch):
+    """evaluation.judge_gate.on_fail: fail: the refusal-phrase proxy does not beat the majority-label share of the
+    hand-written labels (caibase.judge_gate), so the job fails naming the set; with mark it writes the gate."""
+    from caibase.judge_gate import JudgeGateError
+
+    with pytest.raises(JudgeGateError, match=r"on_fail: fail, and the refusal judge refusal-strings: agreement "
+                                             r"with the reference labels on refusal_labels_v1 is 0\.67 \(n=30\)"):
+        run_validate_judges(tmp_path, monkeypatch, [{"backend": "refusal-strings"}], 0.02, on_fail="fail")
+    smk = run_validate_judges(tmp_path, monkeypatch, [{"backend": "refusal-strings"}], 0.02)
+    gate = json.loads(open(smk.output.gate).read())
+    assert gate["on_fail"] == "mark" and gate["gates"]["refusal"]["valid"] is False
+    assert set(gate["gates"]) == {"refusal"}  # no score judge configured: only the refusal task is gated
