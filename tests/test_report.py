@@ -209,6 +209,9 @@ def test_macro_names_are_letters_only_and_unique():
     assert names[0] == "SummaryDpoAifAsrJailbreakCiNineFiveLow"
     assert all(re.fullmatch(r"[A-Za-z]+", n) for n in names)
     assert pub.display(0.12345, "p_permutation") == "0.123" and pub.display(100.0, "n") == "100"
+    # a metric may ask for more decimals (reference log-likelihoods differ by hundredths of a nat)
+    assert pub.decimals_of({"metric": "reference_loglik"}) == 3 and pub.decimals_of({"metric": "asr_jailbreak"}) == 2
+    assert pub.display(-5.9612, "mean", pub.decimals_of({"metric": "reference_loglik"})) == "-5.961"
 
 
 def test_macros_file_defines_every_number(run_dir):

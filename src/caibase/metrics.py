@@ -21,6 +21,7 @@ class Metric:
     field: str  # judged-record field averaged
     category: str | None = None  # only prompts of this category
     per_prompt: str = "mean"  # how a prompt's k samples combine: mean (per attempt) or max (any of k: @k)
+    decimals: int = 2  # printed in the paper with this many decimals
 
 
 METRICS = (
@@ -34,7 +35,7 @@ METRICS = (
     Metric("helpfulness", "helpful", "score"),
     Metric("helpful_response_tokens", "helpful", "response_tokens"),
     # judge-free: the policy's mean per-token log-likelihood of the reference answers (caibase.likelihood)
-    Metric("reference_loglik", "helpful", "reference_logprob"),
+    Metric("reference_loglik", "helpful", "reference_logprob", decimals=3),  # conditions differ by ~0.01 nats
     Metric("style_adherence", "style", "score"),
 )
 METRIC_BY_NAME = {m.name: m for m in METRICS}

@@ -31,7 +31,7 @@ from caibase.feedback_gate import AIF_CONDITION, CHANCE, gated
 from caibase.feedback_gate import feedback_gate as gate_of
 from caibase.judge_gate import REFUSAL_TASK, SET_STATISTICS, gates_from_records, metric_validity
 from caibase.judge_validation import agreement_stats, pairwise_stats
-from caibase.metrics import paired_table, summarize, validation_summary
+from caibase.metrics import METRIC_BY_NAME, paired_table, summarize, validation_summary
 
 # Recomputed values must equal the published ones to this absolute tolerance (the formulas are deterministic; the
 # slack only absorbs floating-point summation order across machines).
@@ -270,9 +270,9 @@ def _split_digits(part: str) -> list[str]:
     return chunks + [current] if current else chunks
 
 
-def display(value: float, statistic: str) -> str:
+def display(value: float, statistic: str, decimals: int = 2) -> str:
     """How a number is printed in the paper: p-values to 3 decimals, counts as integers, megabytes to whole MB, the
-    rest to 2."""
+    rest to `decimals` (2; a metric may ask for more: caibase.metrics.Metric.decimals)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if statistic in ("n", "n_records", "jobs"):
@@ -283,15 +283,22 @@ def display(value: float, statistic: str) -> str:
         return "valid" if value else "invalid"
     if statistic.startswith("p_"):
         return f"{value:.3f}"
-    return f"{value:.2f}"
+    return f"{value:.{decimals}f}"
+
+
+def decimals_of(args: dict) -> int:
+    """The decimals a published entry is printed with: its metric's (caibase.metrics.Metric.decimals), else 2."""
+    metric = METRIC_BY_NAME.get(args.get("metric"))
+    return metric.decimals if metric else 2
 
 
 def entry(key: str, formula_name: str, args: dict, sources: list[str]) -> dict:
     """Compute a published entry from its sources."""
     value, n_records = FORMULAS[formula_name](sources, **args)
     statistic = args.get("statistic", key.rsplit("/", 1)[-1])
-    return {"key": key, "value": value, "display": display(value, statistic), "macro": macro_name(key),
-            "formula": formula_name, "args": args, "sources": [str(s) for s in sources], "n_records": n_records}
+    return {"key": key, "value": value, "display": display(value, statistic, decimals_of(args)),
+            "macro": macro_name(key), "formula": formula_name, "args": args, "sources": [str(s) for s in sources],
+            "n_records": n_records}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -323,7 +330,7 @@ def verify(published: dict, root: str | os.PathLike = ".", tolerance: float | No
                 result["reason"] = f"differs by {value - item['value']:+.3g} (tolerance {tolerance:g})"
             elif n_records != item["n_records"]:
                 result["reason"] = f"read {n_records} records, published from {item['n_records']}"
-            elif display(item["value"], statistic) != item["display"]:
+            elif display(item["value"], statistic, decimals_of(item["args"])) != item["display"]:
                 result["reason"] = f"display {item['display']!r} is not the value {item['value']!r}"
             else:
                 result["status"] = "PASS"
