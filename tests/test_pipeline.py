@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from caibase.artifacts import write_manifest
-from caibase.metrics import is_rate
+from caibase.metrics import METRIC_BY_NAME, is_rate
 from caibase.report import shown_metrics
 
 from conftest import REPO, load_config, snakemake_bin
@@ -309,7 +309,8 @@ def test_smoke_run_builds_the_paper_from_the_metrics(smoke_run):
         name = row["condition"].replace("_", " ")  # pdftotext renders LaTeX's \\_ as a space
         table = tables["safety" if is_rate(row["metric"]) else "quality"]
         line = next(ln for ln in table.splitlines() if re.match(rf"\s*{name}\s+\d", ln))
-        assert f"{row['mean']:.2f} [{row['ci95_low']:.2f}, {row['ci95_high']:.2f}]" in line, (row, line)
+        d = METRIC_BY_NAME[row["metric"]].decimals  # printed as published.display prints it
+        assert f"{row['mean']:.{d}f} [{row['ci95_low']:.{d}f}, {row['ci95_high']:.{d}f}]" in line, (row, line)
     assert "CPU stand-in run" in text and "[not in this run]" not in text
     published = json.loads((out / "paper" / "published.json").read_text())
     joined = " ".join(text.split())
