@@ -91,7 +91,7 @@ def test_a_chat_template_alone_is_recorded_and_logged_not_refused(checkpoint, tm
 def test_training_refuses_a_prepared_base_model_that_turns_out_instruct(checkpoint, tmp_path):
     """The training stages check again before loading the model: a model_info.json from before the check, or a
     local checkpoint changed since, is refused at the start of SFT (and DPO), before any compute."""
-    from caibase.launch import dpo_stage, sft_stage
+    from caibase.training import dpo_stage, sft_stage
 
     prepare_local(checkpoint, tmp_path / "model", "base")
     (checkpoint / "README.md").write_text("---\ntags: [instruct]\n---\n")

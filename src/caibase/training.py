@@ -5,19 +5,26 @@ adapter disabled as the reference, so the reference is exactly the frozen SFT po
 Pairs with a soft label `p_chosen` train on the per-pair conservative DPO loss (`caibase.cdpo`, a small extension of
 TRL's DPOTrainer); pairs without one are ordinary DPO pairs.
 Only adapters are saved; `caibase.models.load_model(model_dir, adapters=[...])` rebuilds any policy.
+
+`sft_stage` and `dpo_stage` are the stages as a Snakemake training job runs them (on its description, written by
+`caibase.launch`, which runs them in the job's process or under `accelerate launch`): they read the job's inputs,
+train, and write the adapter, its history and its provenance stamp.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 from datasets import Dataset
 from peft import LoraConfig
 
-from caibase.artifacts import atomic_path, write_csv
+from caibase.artifacts import atomic_path, read_jsonl, write_csv, write_json
+from caibase.launch import LaunchError
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +194,99 @@ def train_dpo(model, tokenizer, pairs: list[dict], cfg: dict, seed: int, adapter
     trainer.train()
     _save(trainer, adapter_dir, history_csv)
     return trainer
+
+
+def _device(config: dict) -> str:
+    """This process's device: under a multi-GPU launch, the GPU of its local rank."""
+    if config["device"] == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    return config["device"]
+
+
+def _launch_record(config: dict, trainer) -> dict:
+    """Recorded beside the adapter when the run used several processes; empty for the default launcher."""
+    if config["training"]["launcher"] == "python":
+        return {}
+    return {"launcher": "accelerate", "num_processes": trainer.accelerator.num_processes,
+            "accelerate_config": config["training"]["accelerate_config"]}
+
+
+def sft_stage(job: dict, log) -> None:
+    """SFT with LoRA from the prepared model (helpful-only SFT, or SL-CAI SFT when the job has revisions)."""
+    from caibase.models import check_training_model, load_model, load_model_info, load_tokenizer
+    from caibase.prompts import dialogue_prompt, load_prompt_set, slcai_sft_records
+    from caibase.provenance import stamp
+
+    seed, config, inputs, outputs = job["seed"], job["config"], job["input"], job["output"]
+    model_dir = Path(inputs["model"]).parent
+    check_training_model(model_dir)  # a model declared base that looks instruction-tuned is refused here
+    demos = load_prompt_set("helpful_sft", inputs["demonstrations"], require=("response",))
+    records = [{"prompt": dialogue_prompt(d["prompt"]), "completion": " " + d["response"].strip()}
+               for d in demos.records]
+    n_revisions = 0
+    if "revisions" in inputs:
+        revisions = slcai_sft_records(read_jsonl(inputs["revisions"]), job["params"]["all_revisions"])
+        n_revisions = len(revisions)
+        records += revisions
+    model = load_model(model_dir, dtype=config["model"]["dtype"], device=_device(config))
+    with tempfile.TemporaryDirectory() as work:
+        trainer_cfg = {**job["params"]["trainer"], "report_to": config["training"]["report_to"]}
+        trainer = train_sft(model, load_tokenizer(model_dir), records, trainer_cfg, seed,
+                            Path(outputs["adapter"]), Path(outputs["history"]), Path(work),
+                            device=config["device"], dtype=config["model"]["dtype"])
+    if trainer.accelerator.is_main_process:
+        write_json(Path(outputs["adapter"]) / "caibase.json",
+                   {"stage": job["rule"], "n_examples": len(records), "n_revisions": n_revisions,
+                    **_launch_record(config, trainer), **stamp(config, load_model_info(model_dir), seed)})
+    log.info("%s adapter written to %s (%d examples, %d revisions)", job["rule"], outputs["adapter"], len(records),
+             n_revisions)
+
+
+def dpo_stage(job: dict, log) -> None:
+    """DPO with a fresh LoRA adapter on the SFT policy. AI-feedback pairs keep their soft label `p_chosen`, and
+    `dpo.soft_labels: cdpo` trains each pair on the conservative DPO loss with eps = 1 - p_chosen (caibase.cdpo);
+    `hard` drops the labels (ordinary DPO on the chosen/rejected direction). Revision pairs are hard pairs."""
+    from caibase.data_scale import nested_subsample, scaled_schedule
+    from caibase.models import check_training_model, load_model, load_model_info, load_tokenizer
+    from caibase.provenance import stamp
+
+    seed, config, inputs, outputs = job["seed"], job["config"], job["input"], job["output"]
+    model_dir = Path(inputs["model"]).parent
+    check_training_model(model_dir)  # a model declared base that looks instruction-tuned is refused here
+    records = read_jsonl(inputs["pairs"])
+    if not records:
+        raise LaunchError(f"{inputs['pairs']} holds no pairs: nothing to train DPO on (seed {seed})")
+    pairs, dev = split_dev(with_soft_labels(records, config["dpo"]["soft_labels"]), config["dpo"]["dev_fraction"],
+                           seed)
+    trainer_cfg = {**config["dpo"], "report_to": config["training"]["report_to"]}
+    sweep = {}
+    n_requested = job["params"].get("n_pairs")
+    if n_requested is not None:  # a data-scale sweep point: a nested subsample of the training pool
+        pool_size = len(pairs)
+        pairs = nested_subsample(pairs, n_requested, seed)
+        trainer_cfg = scaled_schedule(trainer_cfg, len(pairs), pool_size, config["dpo"]["sweep"]["schedule"])
+        sweep = {"n_requested": n_requested, "pool_size": pool_size, "capped": n_requested > pool_size,
+                 "max_steps": trainer_cfg["max_steps"], "pair_ids": [p["id"] for p in pairs]}
+        if sweep["capped"]:
+            log.warning("data-scale point n=%d: the %s pool of seed %d has only %d training pairs; capped to the "
+                        "pool (this point is left out of the data-scale tables)", n_requested,
+                        job["wildcards"]["pairs"], seed, pool_size)
+        log.info("data-scale point: %d of %d pairs, %d steps (%s)", len(pairs), pool_size,
+                 trainer_cfg["max_steps"], config["dpo"]["sweep"]["schedule"])
+    eps = [1 - p.get("p_chosen", 1.0) for p in pairs]
+    labels = {"soft_labels": config["dpo"]["soft_labels"], "n_soft_pairs": sum(e > 0 for e in eps),
+              "mean_label_smoothing": sum(eps) / len(eps)}
+    log.info("labels: %d of %d training pairs soft (per-pair cDPO), mean eps = 1 - p_chosen %.4f",
+             labels["n_soft_pairs"], len(pairs), labels["mean_label_smoothing"])
+    policy = load_model(model_dir, adapters=[inputs["sft_adapter"]], dtype=config["model"]["dtype"],
+                        device=_device(config))
+    with tempfile.TemporaryDirectory() as work:
+        trainer = train_dpo(policy, load_tokenizer(model_dir), pairs, trainer_cfg, seed, Path(outputs["adapter"]),
+                            Path(outputs["history"]), Path(work), device=config["device"],
+                            dtype=config["model"]["dtype"], dev_pairs=dev)
+    if trainer.accelerator.is_main_process:
+        write_json(Path(outputs["adapter"]) / "caibase.json",
+                   {"stage": "dpo", "pairs": job["wildcards"]["pairs"], "n_pairs": len(pairs),
+                    "n_dev_pairs": len(dev), **labels, **sweep,
+                    **_launch_record(config, trainer), **stamp(config, load_model_info(model_dir), seed)})
+    log.info("DPO adapter written to %s (%d pairs)", outputs["adapter"], len(pairs))
