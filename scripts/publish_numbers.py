@@ -10,6 +10,7 @@ import pandas as pd
 
 from caibase.artifacts import atomic_path, check_manifest, read_json, read_records, write_json
 from caibase.judge_gate import SCORE_TASKS
+from caibase.macros import macros_tex
 from caibase.metrics import CI_LEVEL, is_rate
 from caibase.provenance import code_version, config_sha256
 from caibase.published import (
@@ -21,7 +22,6 @@ from caibase.published import (
     judge_agreement_numbers,
     judge_gate_numbers,
 )
-from caibase.report import macros_tex
 from caibase.runtime import setup
 
 

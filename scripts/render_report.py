@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from caibase.artifacts import atomic_path, read_json
-from caibase.report import write_figures, write_tables
+from caibase.figures import write_figures
 from caibase.runtime import setup
+from caibase.tables import write_tables
 
 
 def main(smk) -> None:

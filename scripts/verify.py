@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from caibase.artifacts import atomic_path, read_json
+from caibase.macros import macros_tex
 from caibase.published import format_results, verify
-from caibase.report import macros_tex
 from caibase.runtime import setup
 
 

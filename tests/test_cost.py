@@ -10,7 +10,7 @@ import pytest
 
 from caibase import published as pub
 from caibase.cost import benchmark_stage, stage_costs
-from caibase.report import write_tables
+from caibase.tables import write_tables
 
 from conftest import REPO, snakemake_bin
 

@@ -14,8 +14,11 @@ import pytest
 from caibase import published as pub
 from caibase.artifacts import read_json, write_csv, write_jsonl
 from caibase.feedback_gate import FeedbackGateError, condition_validity, enforce, feedback_gate, gated, mark_conditions
+from caibase.figures import write_figures
+from caibase.macros import macros_tex
 from caibase.metrics import validation_summary
-from caibase.report import invalid_conditions, macros_tex, write_figures, write_tables
+from caibase.report import invalid_conditions
+from caibase.tables import write_tables
 
 from conftest import REPO, load_config
 

@@ -26,8 +26,10 @@ from caibase.judge_gate import (
     refusal_set,
 )
 from caibase.judge_validation import LabeledFileError, load_canary
+from caibase.macros import macros_tex
 from caibase.metrics import METRIC_BY_NAME, METRICS
-from caibase.report import macros_tex, published_judge_gates, write_tables
+from caibase.report import published_judge_gates
+from caibase.tables import write_tables
 
 from conftest import REPO, load_config
 

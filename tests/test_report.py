@@ -1,10 +1,13 @@
 """Published numbers, verify, and the paper sources: formulas recompute from per-item records; verify fails on an
 altered record, a deleted record and a changed number; no result number is typed into paper/*.tex."""
 
+import ast
 import io
 import json
+import os
 import re
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -13,8 +16,8 @@ from caibase import published as pub
 from caibase.artifacts import write_manifest
 from caibase.data_scale import data_scale_tables
 from caibase.judge_validation import agreement_stats, pairwise_stats
+from caibase.macros import latex_escape, macros_tex
 from caibase.metrics import summarize
-from caibase.report import latex_escape, macros_tex
 
 from conftest import REPO
 
@@ -229,6 +232,18 @@ def test_macros_file_defines_every_number(run_dir):
     assert r"\StandIntrue" in tex and r"\InstructModeltrue" in tex and r"\HasDataScalefalse" in tex
     assert r"\newcommand{\ModelId}{org/m\_1}" in tex
     assert latex_escape("a_b&c%") == r"a\_b\&c\%"
+
+
+def test_verify_imports_no_plotting():
+    """`make verify` checks the macro file against published.json without importing matplotlib: scripts/verify.py's
+    imports (caibase.macros among them), run in a fresh interpreter, leave it out of sys.modules."""
+    script = ast.parse((REPO / "scripts" / "verify.py").read_text(encoding="utf-8"))
+    imports = [ast.unparse(node) for node in script.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert "from caibase.macros import macros_tex" in imports
+    code = "\n".join([*imports, "import sys", "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'"])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert result.returncode == 0, result.stderr
 
 
 def test_paper_sources_hold_no_typed_numbers():
