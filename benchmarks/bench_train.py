@@ -3,7 +3,8 @@ config (default: config/config.yaml's `sft` and `dpo` sections: batch size, grad
 LoRA), each in a fresh process so peak memory is its own. The default config runs DPO at 2 pairs (4 sequences) per
 forward pass with 2 accumulation steps, the same sequences per forward pass as SFT's batch of 4. Target: DPO peak
 memory at most 1.3x SFT's, which needs the reference to be the policy with its adapter disabled (no second model)
-and its log-probs computed up front. Writes JSON.
+and its log-probs computed up front. Also measures gradient checkpointing flipped against the config's setting
+(TRL turns it on by default; caibase off, `gradient_checkpointing` in a trainer section). Writes JSON.
 
     python benchmarks/bench_train.py --out benchmarks/results/train.json
     python benchmarks/bench_train.py --config config/config.yaml --model-dir results/embedded-cpu/model
@@ -25,7 +26,7 @@ from caibase.artifacts import write_json
 from caibase.provenance import REPO_ROOT, code_version
 
 TRAINER_KEYS = ("learning_rate", "batch_size", "gradient_accumulation_steps", "max_length", "beta",
-                "precompute_ref_log_probs", "lora")
+                "precompute_ref_log_probs", "gradient_checkpointing", "lora")
 
 
 def trainer_settings(config_path: Path, stage: str, steps: int) -> dict:
@@ -63,8 +64,8 @@ def child(mode: str, model_dir: Path, cfg: dict, threads: int) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
-def measure(mode: str, args) -> dict:
-    cfg = trainer_settings(args.config, mode, args.steps)
+def measure(mode: str, args, **overrides) -> dict:
+    cfg = {**trainer_settings(args.config, mode, args.steps), **overrides}
     result = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--model-dir", str(args.model_dir), "--settings", json.dumps(cfg),
          "--threads", str(args.threads)],
@@ -97,15 +98,27 @@ def main() -> None:
         prepare_model({"source": "embedded", "kind": "instruct"}, args.model_dir)
     sft = measure("sft", args)
     dpo = measure("dpo", args)
+    # The lever, measured against the config's setting: gradient checkpointing flipped, everything else equal.
+    lever = {}
+    for mode, measured in (("sft", sft), ("dpo", dpo)):
+        flipped = measure(mode, args, gradient_checkpointing=not measured["settings"]["gradient_checkpointing"])
+        on, off = (flipped, measured) if flipped["settings"]["gradient_checkpointing"] else (measured, flipped)
+        lever[mode] = {"checkpointing_on": on, "checkpointing_off": off,
+                       "speedup_off_over_on": on["seconds"] / off["seconds"],
+                       "peak_memory_off_over_on": off["peak_rss_mib"] / on["peak_rss_mib"]}
     report = {
         "benchmark": "train", "model_dir": str(args.model_dir), "config": str(args.config), "threads": args.threads,
         "sft": sft, "dpo": dpo,
         "dpo_over_sft_peak_memory": dpo["peak_rss_mib"] / sft["peak_rss_mib"], "target_max_ratio": 1.3,
         "target_met": dpo["peak_rss_mib"] <= 1.3 * sft["peak_rss_mib"],
+        "gradient_checkpointing": lever,
         "machine": platform.machine(), "code_version": code_version(),
     }
     write_json(args.out, report)
     print(json.dumps({k: report[k] for k in ("sft", "dpo", "dpo_over_sft_peak_memory")}, indent=2))
+    for mode, row in lever.items():
+        print(f"{mode}: gradient checkpointing off is {row['speedup_off_over_on']:.2f}x as fast as on, "
+              f"peak memory {row['peak_memory_off_over_on']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ CHECKS = {
     "max_steps": changes_trl_args, "learning_rate": changes_trl_args, "batch_size": changes_trl_args,
     "gradient_accumulation_steps": changes_trl_args, "warmup_steps": changes_trl_args,
     "max_length": changes_trl_args, "beta": changes_trl_args, "precompute_ref_log_probs": changes_trl_args,
-    "eval_steps": changes_trl_args, "lora": changes_lora, "dev_fraction": changes_dev_split,
+    "eval_steps": changes_trl_args, "gradient_checkpointing": changes_trl_args, "lora": changes_lora, "dev_fraction": changes_dev_split,
     "soft_labels": changes_soft_labels, "all_revisions": changes_revisions, "sweep": changes_sweep,
 }
 
@@ -147,3 +147,13 @@ def test_trl_ignores_no_argument_caibase_sets():
 
     args = dpo_args(load_config("smoke.yaml")["dpo"], 0, Path("/tmp/unused"))
     assert args.loss_type == ["sigmoid"] and args.label_smoothing == 0.0
+
+
+def test_gradient_checkpointing_is_off_unless_a_config_turns_it_on(tmp_path):
+    """TRL 1.16.0 turns gradient checkpointing on by default (about a third more compute for LoRA on a small model);
+    caibase leaves it off unless a trainer section asks for it (benchmarks/bench_train.py measures both)."""
+    cfg = load_config("config.yaml")
+    for section in SECTIONS:
+        assert trl_args(section, cfg[section], tmp_path)["gradient_checkpointing"] is False, section
+        on = {**cfg[section], "gradient_checkpointing": True}
+        assert trl_args(section, on, tmp_path)["gradient_checkpointing"] is True, section

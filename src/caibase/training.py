@@ -44,6 +44,7 @@ def _common_args(cfg: dict, seed: int, output_dir: Path, device: str, dtype: str
         per_device_train_batch_size=cfg["batch_size"],
         gradient_accumulation_steps=cfg.get("gradient_accumulation_steps", 1),
         learning_rate=cfg["learning_rate"],
+        gradient_checkpointing=cfg.get("gradient_checkpointing", False),  # TRL turns it on by default
         lr_scheduler_type="cosine",
         warmup_steps=cfg.get("warmup_steps", 0),
         logging_steps=1,
