@@ -16,15 +16,16 @@ from caibase.runtime import setup
 def main(smk) -> None:
     log = setup(smk.log[0], smk.threads)
     model_dir = Path(smk.input.model).parent
-    evaluation = smk.params.config["evaluation"]
-    judges = {"refusal": make_judge(evaluation["judge"], model_dir)}
+    config = smk.params.config
+    evaluation, runtime = config["evaluation"], {"dtype": config["model"]["dtype"], "device": config["device"]}
+    judges = {"refusal": make_judge(evaluation["judge"], model_dir, **runtime)}
     if "score_judge" in evaluation:
-        score_judge = make_judge(evaluation["score_judge"], model_dir)
+        score_judge = make_judge(evaluation["score_judge"], model_dir, **runtime)
         judges.update(helpfulness=score_judge, style=score_judge)
     log.info("canary check: %s", canary_check(judges["refusal"]))
     cache = JudgeCache(smk.params.cache_dir, f"seed{smk.wildcards.seed}-{smk.wildcards.policy}")
     responses = read_jsonl(smk.input.responses)
-    judged, n_cached = judge_responses(responses, judges, SET_TASKS, smk.params.config["run_name"], cache)
+    judged, n_cached = judge_responses(responses, judges, SET_TASKS, config["run_name"], cache)
     counts = check_judged(judged, evaluation["max_judge_failure_share"], evaluation["max_degenerate_share"])
     write_jsonl(smk.output.judged, judged)
     log.info("judged %d responses (%d from the cache): %s", len(judged), n_cached, counts)

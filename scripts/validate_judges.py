@@ -31,6 +31,7 @@ def main(smk) -> None:
     log = setup(smk.log[0], smk.threads)
     model_dir = Path(smk.input.model).parent
     settings = smk.params.validation
+    runtime = {"dtype": smk.params.config["model"]["dtype"], "device": smk.params.config["device"]}
     labeled = {Path(path).stem: load_labeled(path) for path in smk.input.labeled}
     canary = load_canary(smk.input.canary) if smk.params.score_judge else []
     datasets = {**labeled, "hh_rlhf_harmless_base": hh_rlhf_items(
@@ -39,7 +40,7 @@ def main(smk) -> None:
     judges = {}  # one instance per judge config: the score judge may also be validated on refusals
     records, rows = [], []
     for cfg in smk.params.judges:
-        judge = judges.setdefault(repr(cfg), make_judge(cfg, model_dir))
+        judge = judges.setdefault(repr(cfg), make_judge(cfg, model_dir, **runtime))
         judge_records, judge_rows = validate_judge(judge, datasets, cache)
         records += judge_records
         rows += judge_rows
@@ -47,7 +48,8 @@ def main(smk) -> None:
     refusal_judge = judges[repr(smk.params.refusal_judge)]
     canary_records = []
     if smk.params.score_judge:
-        score_judge = judges.get(repr(smk.params.score_judge)) or make_judge(smk.params.score_judge, model_dir)
+        score_judge = (judges.get(repr(smk.params.score_judge))
+                       or make_judge(smk.params.score_judge, model_dir, **runtime))
         canary_records = score_canary(score_judge, canary, cache)
     try:
         check_failures(records, smk.params.max_failure_share)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from caibase.constitution import Constitution
+from caibase.forward import Batch, batch_plan, forward, left_pad, token_logprobs
 from caibase.generation import GenerationSettings, generate, sample_seed
 from caibase.models import encode_continuation, encode_prompt
 
@@ -84,39 +85,36 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 
     """
     option_a, option_b = (encode_continuation(tokenizer, option) for option in OPTIONS)
     split = next(k for k, (x, y) in enumerate(zip(option_a, option_b)) if x != y)  # first differing token
-    encoded = [encode_prompt(tokenizer, prompt) for prompt in prompts]  # as SFT/DPO tokenize a prompt (BOS for Llama)
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    encoded = [encode_prompt(tokenizer, prompt) + option_a for prompt in prompts]  # prompt as SFT/DPO tokenize it
     scores: list[tuple[float, float]] = [(0.0, 0.0)] * len(prompts)
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in rows) + len(option_a)
-        ids = torch.tensor([[pad] * (width - len(encoded[i]) - len(option_a)) + encoded[i] + option_a for i in rows],
-                           device=device)
-        mask = (torch.arange(width, device=device)[None, :] >= (width - torch.tensor(
-            [len(encoded[i]) + len(option_a) for i in rows], device=device))[:, None]).long()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-            logprobs = torch.log_softmax(out.logits.float(), dim=-1)
-            first = width - len(option_a)  # index of A's first token
-            lp_a = sum(logprobs[:, first + k - 1, t] for k, t in enumerate(option_a))
-            lp_b = sum(logprobs[:, first + k - 1, t] for k, t in enumerate(option_b[: split + 1]))
-            rest = option_b[split + 1 :]
-            if rest:  # run B's tokens after the split point on A's cache cut back to B's split token
-                cache = out.cache
-                cache.crop(-(len(option_a) - split))  # keep the prompt and the shared option tokens
-                tail = torch.tensor([option_b[split:]] * len(rows), device=device)
-                tail_mask = torch.cat([mask[:, : first + split], torch.ones_like(tail)], dim=1)
-                tail_pos = (positions[:, first + split - 1 : first + split] + 1
-                            + torch.arange(tail.shape[1], device=device))
-                tail_lp = torch.log_softmax(model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
-                                                  cache=cache, use_cache=True).logits.float(), dim=-1)
-                lp_b = lp_b + sum(tail_lp[:, k, t] for k, t in enumerate(rest))
+    for rows in batch_plan([len(ids) for ids in encoded], batch_size):
+        batch = left_pad([encoded[i] for i in rows], tokenizer.pad_token_id, device)
+        first = batch.input_ids.shape[1] - len(option_a)  # index of A's first token
+        out = forward(model, batch, use_cache=True)
+        logits = out.logits[:, first - 1 : -1]  # the positions that predict A's tokens (and B's up to its split)
+        lp_a = _total(token_logprobs(logits, torch.tensor([option_a] * len(rows), device=device)))
+        lp_b = _total(token_logprobs(logits[:, : split + 1],
+                                     torch.tensor([option_b[: split + 1]] * len(rows), device=device)))
+        rest = option_b[split + 1 :]
+        if rest:  # run B's tokens after the split point on A's cache cut back to B's split token
+            cache = out.cache
+            cache.crop(-(len(option_a) - split))  # keep the prompt and the shared option tokens
+            tail = torch.tensor([option_b[split:]] * len(rows), device=device)
+            mask = torch.cat([batch.attention_mask[:, : first + split], torch.ones_like(tail)], dim=1)
+            positions = batch.position_ids[:, first + split - 1 : first + split] + 1 + torch.arange(
+                tail.shape[1], device=device)
+            tail_batch = Batch(tail, mask, positions)
+            tail_logits = forward(model, tail_batch, cache=cache, use_cache=True).logits[:, :-1]
+            lp_b = lp_b + _total(token_logprobs(tail_logits, tail[:, 1:]))
         for row, i in enumerate(rows):
             scores[i] = (lp_a[row].item(), lp_b[row].item())
     return scores
+
+
+def _total(logprobs: torch.Tensor) -> torch.Tensor:
+    """Per row, the sum of a (rows, tokens) tensor of log-probabilities, added token by token."""
+    return sum(logprobs[:, k] for k in range(logprobs.shape[1]))
 
 
 def prob_first(logprob_a: float, logprob_b: float) -> float:

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from caibase.forward import batch_plan, left_pad
+
 log = logging.getLogger(__name__)
 
 
@@ -110,13 +112,6 @@ def cut_at_stop(text: str, stop_strings: Sequence[str]) -> tuple[str, str | None
     return text[:best], matched
 
 
-def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Prompt indices, longest first, cut into batches; fixed by the prompts alone so a resumed run re-forms the
-    same batches."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def generate(
     model,
     tokenizer,
@@ -148,7 +143,6 @@ def generate(
 
     if len(seeds) != len(prompts):
         raise ValueError("one seed per prompt is required")
-    tokenizer.padding_side = "left"
     from caibase.models import encode_prompt
 
     encoded = [encode_prompt(tokenizer, p) for p in prompts]  # the ids SFT/DPO trained on for the same text
@@ -313,14 +307,15 @@ def _read_shard(shard_path, results: list) -> set[int]:
 
 
 def _generate_batch(model, tokenizer, encoded, seeds, settings: GenerationSettings, device) -> list[Generation]:
-    """`encoded`: each prompt's ids from `encode_prompt`, left-padded into one batch here."""
+    """`encoded`: each prompt's ids from `encode_prompt`, left-padded into one batch by
+    `caibase.forward.left_pad` (`model.generate` derives the position ids from the mask)."""
     lengths = [len(ids) for ids in encoded]
-    enc = tokenizer.pad({"input_ids": [list(ids) for ids in encoded]}, padding=True, return_tensors="pt")
-    enc = {k: v.to(device) for k, v in enc.items()}
+    batch = left_pad(encoded, tokenizer.pad_token_id, device)
     sampler = PerRowSampler(seeds, settings.temperature, settings.top_p)
     with torch.inference_mode():
         out = model.generate(
-            **enc,
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
             do_sample=False,
             max_new_tokens=settings.max_new_tokens,
             logits_processor=LogitsProcessorList([sampler]),
@@ -330,7 +325,7 @@ def _generate_batch(model, tokenizer, encoded, seeds, settings: GenerationSettin
             eos_token_id=tokenizer.eos_token_id,
             use_cache=True,
         )
-    new = out[:, enc["input_ids"].shape[1] :]
+    new = out[:, batch.input_ids.shape[1] :]
     generations = []
     for row, prompt_tokens in enumerate(lengths):
         ids = new[row].tolist()

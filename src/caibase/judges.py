@@ -161,15 +161,15 @@ class RefusalStringJudge(Judge):
 
 class HFJudge(Judge):
     """A local causal LM judge: chat template applied, one forward pass per batch, the label read from the
-    next-token distribution restricted to the allowed labels' first tokens (case and leading-space variants)."""
+    next-token distribution restricted to the allowed labels' first tokens (case and leading-space variants).
+    The model (`model_path`, else the run's prepared model) is loaded by `caibase.models.load_model` in `dtype` on
+    `device` (the scripts pass the run's `model.dtype` and `device`)."""
 
     backend = "hf"
 
-    def __init__(self, cfg: dict, model_dir: str | os.PathLike | None = None):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from caibase.models import INFO_FILE, load_model_info, resolve_weights_dir, weights_sha256
+    def __init__(self, cfg: dict, model_dir: str | os.PathLike | None = None, dtype: str = "float32",
+                 device: str = "cpu"):
+        from caibase.models import INFO_FILE, load_model, load_model_info, load_tokenizer, weights_sha256
 
         super().__init__(cfg)
         path = cfg.get("model_path") or model_dir
@@ -177,15 +177,11 @@ class HFJudge(Judge):
             raise ValueError("judge backend 'hf' needs model_path (a checkpoint folder) or the run's prepared model")
         path = Path(path)
         info = load_model_info(path) if (path / INFO_FILE).is_file() else None
-        weights = resolve_weights_dir(path, info) if info else path
         model_id = info["id"] if info else cfg.get("model", path.name)
-        self.model = f"{model_id} (sha256 {info['sha256'] if info else weights_sha256(weights)})"
+        self.model = f"{model_id} (sha256 {info['sha256'] if info else weights_sha256(path)})"
         self.name = f"hf:{model_id}"
-        self.tokenizer = AutoTokenizer.from_pretrained(weights, trust_remote_code=False)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.lm = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32, trust_remote_code=False,
-                                                       use_safetensors=True).eval()
+        self.tokenizer = load_tokenizer(path)
+        self.lm, self.device = load_model(path, dtype=dtype, device=device), device
         self.batch_size = cfg.get("batch_size", 8)
         self.constrained = cfg.get("constrained", False)
         self.chat_template = self.tokenizer.chat_template is not None
@@ -217,6 +213,7 @@ class HFJudge(Judge):
     def judge_many(self, items: Sequence[dict], task: str = "refusal") -> list[dict]:
         import torch
 
+        from caibase.forward import batch_plan, forward, left_pad
         from caibase.models import encode_prompt
 
         self.check_task(task)
@@ -230,17 +227,11 @@ class HFJudge(Judge):
         # The ids the judge model conditions on, by the rule every stage uses (its BOS, once; none added to a
         # chat-template prompt, which carries its own).
         encoded = {i: encode_prompt(self.tokenizer, self.prompt_text(task, items[i])) for i in todo}
-        order = sorted(todo, key=lambda i: -len(encoded[i]))
         labels = TASK_LABELS[task]
-        pad = self.tokenizer.pad_token_id
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = max(len(encoded[i]) for i in rows)
-            ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in rows])
-            mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float()
+        for planned in batch_plan([len(encoded[i]) for i in todo], self.batch_size):
+            rows = [todo[k] for k in planned]
+            batch = left_pad([encoded[i] for i in rows], self.tokenizer.pad_token_id, self.device)
+            logits = forward(self.lm, batch).logits[:, -1].float()  # the next token after each prompt
             probs = torch.softmax(logits, dim=-1)
             for row, i in enumerate(rows):
                 mass = {label: float(probs[row, self.label_tokens[task][label]].sum()) for label in labels}
@@ -337,12 +328,14 @@ class OpenAIJudge(Judge):
 BACKENDS = {judge.backend: judge for judge in (RefusalStringJudge, HFJudge, OpenAIJudge)}
 
 
-def make_judge(cfg: dict, model_dir: str | os.PathLike | None = None) -> Judge:
-    """A judge from its config block; `model_dir` is the run's prepared model, the `hf` backend's default."""
+def make_judge(cfg: dict, model_dir: str | os.PathLike | None = None, dtype: str = "float32",
+               device: str = "cpu") -> Judge:
+    """A judge from its config block; `model_dir` is the run's prepared model, the `hf` backend's default, which
+    runs in `dtype` on `device`."""
     if cfg["backend"] not in BACKENDS:
         raise ValueError(f"evaluation.judge.backend: unknown backend {cfg['backend']!r}; known: {sorted(BACKENDS)}")
     if cfg["backend"] == HFJudge.backend:
-        return HFJudge(cfg, model_dir)
+        return HFJudge(cfg, model_dir, dtype, device)
     return BACKENDS[cfg["backend"]](cfg)
 
 

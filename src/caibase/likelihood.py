@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
+from caibase.forward import batch_plan, forward, left_pad, token_logprobs
 from caibase.models import encode_prompt
 
 
@@ -40,31 +39,20 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
     """For each (prompt, continuation): (mean per-token natural-log probability of the continuation given the prompt,
     number of continuation tokens), by teacher forcing.
 
-    Items are batched longest first, left-padded with an attention mask and position ids counted from each row's
-    first real token, so a row's result does not depend on its batch (up to float rounding); only the last positions,
-    where the continuations lie, are turned into log-probabilities.
+    Items are batched and padded by `caibase.forward` (longest first, left-padded, positions from each row's first
+    real token); only the last positions, where the continuations lie, are turned into log-probabilities.
     """
     if len(prompts) != len(continuations):
         raise ValueError("one continuation per prompt is required")
     items = [continuation_ids(tokenizer, p, c) for p, c in zip(prompts, continuations, strict=True)]
-    order = sorted(range(len(items)), key=lambda i: (-sum(map(len, items[i])), i))
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
     results: list[tuple[float, int]] = [(0.0, 0)] * len(items)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        lengths = [len(items[i][0]) + len(items[i][1]) for i in rows]
-        width, tail = max(lengths), max(len(items[i][1]) for i in rows)
-        ids = torch.tensor([[pad] * (width - n) + items[i][0] + items[i][1] for i, n in zip(rows, lengths)],
-                           device=device)
-        mask = (torch.arange(width, device=device)[None, :]
-                >= width - torch.tensor(lengths, device=device)[:, None]).long()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            # the logits at the last tail + 1 positions predict every row's continuation tokens (right-aligned)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
-                           logits_to_keep=tail + 1).logits[:, :-1]
-            logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, -tail:, None]).squeeze(-1)
+    for rows in batch_plan([len(prompt) + len(continuation) for prompt, continuation in items], batch_size):
+        batch = left_pad([items[i][0] + items[i][1] for i in rows], tokenizer.pad_token_id, device)
+        tail = max(len(items[i][1]) for i in rows)
+        # the logits at the last tail + 1 positions predict every row's continuation tokens (right-aligned)
+        logits = forward(model, batch, use_cache=False, logits_to_keep=tail + 1).logits[:, :-1]
+        logprobs = token_logprobs(logits, batch.input_ids[:, -tail:])
         for row, i in enumerate(rows):
             n = len(items[i][1])
             results[i] = (logprobs[row, tail - n :].mean().item(), n)

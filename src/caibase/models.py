@@ -209,7 +209,11 @@ def prepare_model(model_cfg: dict, out_dir: str | os.PathLike) -> dict:
 
 
 def resolve_weights_dir(model_dir: str | os.PathLike, info: dict | None = None) -> Path:
+    """The folder of a prepared model's weights (`weights_dir` of its model_info.json, or of `info`); a checkpoint
+    folder without model_info.json (a judge's `model_path`) is its own."""
     model_dir = Path(model_dir)
+    if info is None and not (model_dir / INFO_FILE).is_file():
+        return model_dir
     info = info or read_json(model_dir / INFO_FILE)
     return model_dir / info["weights_dir"]  # an absolute weights_dir (local source) wins over model_dir
 

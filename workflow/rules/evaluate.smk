@@ -16,6 +16,8 @@ rule judge:
         **job_params(
             "scripts/judge.py",
             "run_name",
+            "model.dtype",
+            "device",
             "evaluation.judge",
             "evaluation.score_judge",
             "evaluation.max_judge_failure_share",
@@ -46,7 +48,7 @@ rule validate_judges:
         gate=f"{OUT}/judges/gate.json",
         table=f"{OUT}/tables/judge_agreement.csv",
     params:
-        **job_params("scripts/validate_judges.py"),
+        **job_params("scripts/validate_judges.py", "model.dtype", "device"),
         judges=VALIDATED_JUDGES,
         refusal_judge=config["evaluation"]["judge"],
         score_judge=config["evaluation"].get("score_judge"),
