@@ -100,7 +100,8 @@ CHECKS = {
     "max_steps": changes_trl_args, "learning_rate": changes_trl_args, "batch_size": changes_trl_args,
     "gradient_accumulation_steps": changes_trl_args, "warmup_steps": changes_trl_args,
     "max_length": changes_trl_args, "beta": changes_trl_args, "precompute_ref_log_probs": changes_trl_args,
-    "eval_steps": changes_trl_args, "gradient_checkpointing": changes_trl_args, "lora": changes_lora, "dev_fraction": changes_dev_split,
+    "eval_steps": changes_trl_args, "gradient_checkpointing": changes_trl_args, "lora": changes_lora,
+    "dev_fraction": changes_dev_split,
     "soft_labels": changes_soft_labels, "all_revisions": changes_revisions, "sweep": changes_sweep,
 }
 
