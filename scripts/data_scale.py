@@ -16,6 +16,7 @@ from caibase.data_scale import data_scale_tables
 from caibase.feedback_gate import AIF_CONDITION, feedback_gate, mark_conditions
 from caibase.judge_gate import from_record
 from caibase.runtime import setup
+from caibase.vocabulary import AI_FEEDBACK, SFT
 
 
 def main(smk) -> None:
@@ -37,7 +38,7 @@ def main(smk) -> None:
     for table, path in ((per_seed, smk.output.per_seed), (summary, smk.output.summary)):
         table["model_id"], table["model_kind"] = model["id"], model["kind"]
         # a point's condition for the gates: its AI-feedback DPO points are dpo_aif's, the rest are not gated by it
-        condition = [AIF_CONDITION if pairs == "ai-feedback" and point != "sft" else point
+        condition = [AIF_CONDITION if pairs == AI_FEEDBACK and point != SFT else point
                      for pairs, point in zip(table["pairs"], table["point"])]
         table = mark_conditions(table.assign(condition=condition), gate, judge_gates=judge_gates)
         write_csv(table.drop(columns="condition"), path)

@@ -25,6 +25,7 @@ from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.prompts import RESPONSE_STOPS, chat_prompt, dialogue_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
 from caibase.runtime import setup
+from caibase.vocabulary import INSTRUCT_REF
 
 
 def reference_scores(model, tokenizer, records: list[dict], format_prompt, completion_prefix: str,
@@ -56,8 +57,8 @@ def main(smk) -> None:
     settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
     backend = config["generation"]["backend"]
-    format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == "instruct_ref" else dialogue_prompt
-    completion_prefix = "" if policy == "instruct_ref" else " "  # a dialogue completion starts with a space (SFT)
+    format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == INSTRUCT_REF else dialogue_prompt
+    completion_prefix = "" if policy == INSTRUCT_REF else " "  # a dialogue completion starts with a space (SFT)
     has_references = any(r.get("reference") for r in records)
     references = {}
     if has_references and backend != "hf":  # the same weights in transformers, freed before the engine loads

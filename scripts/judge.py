@@ -9,8 +9,9 @@ canary set. Verdicts are cached under results/<run>/judge_cache/, so a rerun doe
 from pathlib import Path
 
 from caibase.artifacts import read_jsonl, write_jsonl
-from caibase.judges import SET_TASKS, JudgeCache, canary_check, check_judged, judge_responses, make_judge
+from caibase.judges import JudgeCache, canary_check, check_judged, judge_responses, make_judge
 from caibase.runtime import setup
+from caibase.vocabulary import SET_TASKS
 
 
 def main(smk) -> None:

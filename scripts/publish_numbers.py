@@ -4,8 +4,6 @@ against the aggregate tables: published.json (number, sources, formula) and the 
     snakemake --cores 1 results/embedded-cpu/paper/published.json
 """
 
-from collections import defaultdict
-
 import pandas as pd
 
 from caibase.artifacts import atomic_path, check_manifest, read_json, read_records, write_json
@@ -47,18 +45,14 @@ def main(smk) -> None:
     def judged_path(seed: int, policy: str) -> str:
         return smk.params.judged_path.format(seed=seed, policy=policy)
 
-    judged = defaultdict(list)
-    for path in smk.input.judged:  # .../seed{seed}/eval/{condition}/judged.jsonl
-        judged[path.split("/")[-2]].append(path)
-    histories = defaultdict(list)
-    for path in smk.input.histories:  # .../seed{seed}/dpo/{pairs}/history.csv
-        histories[path.split("/")[-2]].append(path)
+    judged = smk.params.judged_of  # condition -> judged records per seed (input.judged)
+    histories = {pairs: list(by_seed.values()) for pairs, by_seed in smk.params.histories_of.items()}  # per seed
     feedback = dict(zip(("hhh", "hh_rlhf"), smk.input.feedback))
     summary = pd.read_csv(smk.input.summary)
     paired = pd.read_csv(smk.input.paired)
     gate_numbers, judge_gates = judge_gate_numbers(read_json(smk.input.judge_gate), {
         "refusal": smk.input.judge_validation, **{task: smk.input.judge_canary for task in SCORE_TASKS}})
-    numbers = build_numbers(summary, paired, dict(judged), feedback, dict(histories),
+    numbers = build_numbers(summary, paired, judged, feedback, histories,
                             n_boot=smk.params.bootstrap_samples, judge_gates=judge_gates)
     if smk.input.data_scale:
         per_seed, scale = (pd.read_csv(path) for path in smk.input.data_scale)

@@ -29,6 +29,27 @@ from caibase.judge_gate import (  # noqa: E402
     task_gate,  # noqa: E402
 )
 from caibase.metrics import METRIC_BY_NAME, METRICS, is_rate  # noqa: E402
+from caibase.vocabulary import (  # noqa: E402
+    AI_FEEDBACK,
+    COST,
+    DPO_HISTORY,
+    FEEDBACK,
+    PAIRED,
+    POLICIES,
+    SCALE,
+    SFT,
+    SUMMARY,
+    cost_key,
+    dpo_key,
+    feedback_gate_key,
+    feedback_key,
+    judge_gate_key,
+    judges_key,
+    paired_key,
+    parse_key,
+    scale_key,
+    summary_key,
+)
 
 plt.rcParams.update({"svg.hashsalt": "caibase", "font.size": 8, "figure.dpi": 100})
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
@@ -47,7 +68,7 @@ METRIC_LABELS = {
     "reference_loglik": "reference log-lik. (per token; LLM-written refs)",
     "style_adherence": "style adherence (1-5)",
 }
-CONDITION_ORDER = ["base", "instruct_ref", "sft", "slcai", "dpo", "dpo_aif"]
+CONDITION_ORDER = list(POLICIES)
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -62,6 +83,11 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric.replace("_", " "))
 
 
+def published_keys(numbers: dict, kind: str) -> list:
+    """The keys of one kind (caibase.vocabulary: SUMMARY, PAIRED, ...) of the published numbers, taken apart."""
+    return [key for key in map(parse_key, numbers) if key.kind == kind]
+
+
 def ordered_conditions(conditions) -> list[str]:
     conditions = list(dict.fromkeys(conditions))
     return sorted(conditions, key=lambda c: (CONDITION_ORDER.index(c) if c in CONDITION_ORDER else 99, c))
@@ -71,12 +97,12 @@ def published_gate(numbers: dict) -> Gate | None:
     """The feedback-model gate of the published numbers (caibase.feedback_gate): its per-set accuracies and
     intervals are the published `feedback/<set>/...` numbers, its validity `gate/dpo_aif/valid`; None when the run
     has no AI-feedback condition or no feedback-model validation."""
-    item = numbers.get(f"gate/{AIF_CONDITION}/valid")
+    item = numbers.get(feedback_gate_key(AIF_CONDITION))
     if item is None:
         return None
-    sets = {name: {"n": numbers[f"feedback/{name}/n"]["value"],
-                   "accuracy": numbers[f"feedback/{name}/accuracy"]["value"],
-                   "accuracy_ci95_wilson": [numbers[f"feedback/{name}/accuracy_ci95_{end}"]["value"]
+    sets = {name: {"n": numbers[feedback_key(name, "n")]["value"],
+                   "accuracy": numbers[feedback_key(name, "accuracy")]["value"],
+                   "accuracy_ci95_wilson": [numbers[feedback_key(name, f"accuracy_ci95_{end}")]["value"]
                                             for end in ("low", "high")]} for name in item["args"]["sets"]}
     gate = feedback_gate(sets, item["args"]["chance"])
     if gate.valid != bool(item["value"]):
@@ -89,8 +115,8 @@ def invalid_conditions(numbers: dict) -> set[str]:
     gate = published_gate(numbers)
     if gate is None or gate.valid:
         return set()
-    keys = [k.split("/") for k in numbers if k.startswith(("summary/", "paired/"))]
-    return {part for k in keys for part in k[1:3] if gated(part)}
+    keys = published_keys(numbers, SUMMARY) + published_keys(numbers, PAIRED)
+    return {condition for key in keys for condition in key.conditions if gated(condition)}
 
 
 def published_judge_gates(numbers: dict) -> dict[str, TaskGate] | None:
@@ -103,7 +129,7 @@ def published_judge_gates(numbers: dict) -> dict[str, TaskGate] | None:
             task, args = item["args"]["task"], item["args"]
             sets = {}
             for name in args["sets"]:
-                result = {s: numbers[f"gate/judge/{task}/{name}/{s}"]["value"] for s in SET_STATISTICS}
+                result = {s: numbers[judge_gate_key(task, name, s)]["value"] for s in SET_STATISTICS}
                 result["n"] = int(result["n"])
                 sets[name] = {**result, "passed": result["ci95_low"] > result["baseline"]}
             gates[task] = task_gate(task, args["judge"], sets)
@@ -114,8 +140,7 @@ def published_judge_gates(numbers: dict) -> dict[str, TaskGate] | None:
 
 def invalid_judged_metrics(numbers: dict) -> set[str]:
     """Metrics of the published numbers whose judge failed the judge gate."""
-    position = {"summary": 2, "paired": 3, "scale": 3}  # summary/<c>/<m>, paired/<t>/<c>/<m>, scale/<p>/<pt>/<m>
-    metrics = {k.split("/")[position[k.split("/")[0]]] for k in numbers if k.split("/")[0] in position}
+    metrics = {key.metric for kind in (SUMMARY, PAIRED, SCALE) for key in published_keys(numbers, kind)}
     return invalid_metrics(metrics, published_judge_gates(numbers))
 
 
@@ -214,34 +239,34 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     def shown(cell: str, *conditions: str, metric: str | None = None) -> str:
         return set_apart(cell) if invalid.intersection(conditions) or metric in unjudged else cell
 
-    summary_keys = [k.split("/") for k in numbers if k.startswith("summary/")]
-    conditions = ordered_conditions(k[1] for k in summary_keys)
-    metrics = shown_metrics({k[2] for k in summary_keys}, published["meta"]["samples_per_prompt"])
+    summary_keys = published_keys(numbers, SUMMARY)
+    conditions = ordered_conditions(key.condition for key in summary_keys)
+    metrics = shown_metrics({key.metric for key in summary_keys}, published["meta"]["samples_per_prompt"])
     for name, group in (("safety_results", [m for m in metrics if is_rate(m)]),
                         ("quality_results", [m for m in metrics if not is_rate(m)])):
         if not group:
             continue
-        long = pd.DataFrame([{"condition": c, "metric": m, **{s: numbers[f"summary/{c}/{m}/{s}"]["value"]
+        long = pd.DataFrame([{"condition": c, "metric": m, **{s: numbers[summary_key(c, m, s)]["value"]
                                                                 for s in ("mean", "ci95_low", "ci95_high")},
                               "valid": c not in invalid and m not in unjudged}
-                             for c in conditions for m in group if f"summary/{c}/{m}/mean" in numbers])
+                             for c in conditions for m in group if summary_key(c, m, "mean") in numbers])
         wide = pd.DataFrame([{"condition": latex_escape(c),
-                              **{metric_label(m): shown(_interval(numbers, f"summary/{c}/{m}", "mean", "ci95_low",
+                              **{metric_label(m): shown(_interval(numbers, summary_key(c, m), "mean", "ci95_low",
                                                                   "ci95_high"), c, metric=m) for m in group}}
                              for c in conditions])
         _write_table(long, out_dir, name, wide, "l" + "c" * len(group))
         written.append(name)
 
-    paired_keys = sorted({tuple(k.split("/")[1:4]) for k in numbers
-                          if k.startswith("paired/") and k.split("/")[3] in metrics},
+    paired_keys = sorted({(key.treatment, key.control, key.metric) for key in published_keys(numbers, PAIRED)
+                          if key.metric in metrics},
                          key=lambda k: (k[2], k[0], k[1]))  # by metric, then treatment and control
     if paired_keys:
         rows, latex = [], []
         for treatment, control, metric in paired_keys:
-            prefix = f"paired/{treatment}/{control}/{metric}"
+            prefix = paired_key(treatment, control, metric)
             rows.append({"metric": metric, "treatment": treatment, "control": control,
-                         **{s: numbers[f"{prefix}/{s}"]["value"] for s in ("difference", "ci95_low", "ci95_high",
-                                                                            "p_permutation")},
+                         **{s: numbers[paired_key(treatment, control, metric, s)]["value"]
+                            for s in ("difference", "ci95_low", "ci95_high", "p_permutation")},
                          "valid": not invalid.intersection((treatment, control)) and metric not in unjudged})
             latex.append({"metric": latex_escape(metric_label(metric)),
                           "comparison": latex_escape(f"{treatment} - {control}"),
@@ -252,24 +277,24 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
         _write_table(pd.DataFrame(rows), out_dir, "paired_differences", pd.DataFrame(latex), "llcc")
         written.append("paired_differences")
 
-    datasets = sorted({k.split("/")[1] for k in numbers if k.startswith("feedback/")})
+    datasets = sorted({key.dataset for key in published_keys(numbers, FEEDBACK)})
     if datasets:
-        rows = [{"dataset": d, **{s: numbers[f"feedback/{d}/{s}"]["value"] for s in (
+        rows = [{"dataset": d, **{s: numbers[feedback_key(d, s)]["value"] for s in (
             "n", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "position_consistency",
             "expected_calibration_error")}} for d in datasets]
-        latex = [{"dataset": latex_escape(d), "n": _cell(numbers, f"feedback/{d}/n"),
-                  "accuracy [Wilson CI]": _interval(numbers, f"feedback/{d}", "accuracy", "accuracy_ci95_low",
+        latex = [{"dataset": latex_escape(d), "n": _cell(numbers, feedback_key(d, "n")),
+                  "accuracy [Wilson CI]": _interval(numbers, feedback_key(d), "accuracy", "accuracy_ci95_low",
                                                     "accuracy_ci95_high"),
-                  "position consistency": _cell(numbers, f"feedback/{d}/position_consistency"),
-                  "ECE": _cell(numbers, f"feedback/{d}/expected_calibration_error")} for d in datasets]
+                  "position consistency": _cell(numbers, feedback_key(d, "position_consistency")),
+                  "ECE": _cell(numbers, feedback_key(d, "expected_calibration_error"))} for d in datasets]
         _write_table(pd.DataFrame(rows), out_dir, "feedback_validation", pd.DataFrame(latex), "lcccc")
         written.append("feedback_validation")
 
-    dpo = sorted({k.split("/")[1] for k in numbers if k.startswith("dpo/")})
+    dpo = sorted({key.pairs for key in published_keys(numbers, DPO_HISTORY)})
     if dpo:
-        columns = sorted({k.split("/final/")[1] for k in numbers if k.startswith("dpo/")})
-        rows = [{"pairs": p, **{c: numbers.get(f"dpo/{p}/final/{c}", {}).get("value") for c in columns}} for p in dpo]
-        latex = [{"pairs": latex_escape(p), **{c: _cell(numbers, f"dpo/{p}/final/{c}") for c in columns}}
+        columns = sorted({key.column for key in published_keys(numbers, DPO_HISTORY)})
+        rows = [{"pairs": p, **{c: numbers.get(dpo_key(p, c), {}).get("value") for c in columns}} for p in dpo]
+        latex = [{"pairs": latex_escape(p), **{c: _cell(numbers, dpo_key(p, c)) for c in columns}}
                  for p in dpo]
         _write_table(pd.DataFrame(rows), out_dir, "dpo_final", pd.DataFrame(latex), "l" + "c" * len(columns))
         written.append("dpo_final")
@@ -277,7 +302,7 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     if data_scale is not None:
         points = data_scale_points(data_scale, numbers, metrics)
         # the points trained on AI-feedback pairs (all but its SFT point) share the AI-feedback condition's gate
-        points = points.assign(valid=[not (AIF_CONDITION in invalid and pairs == "ai-feedback" and point != "sft")
+        points = points.assign(valid=[not (AIF_CONDITION in invalid and pairs == AI_FEEDBACK and point != SFT)
                                       and metric not in unjudged
                                       for pairs, point, metric in zip(points.pairs, points.point, points.metric)])
         latex = points.assign(cell=[cell if valid else set_apart(cell) for cell, valid in zip(
@@ -312,20 +337,20 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
                 for task, gate in judge_gates.items() for name, result in gate.sets.items()]
         latex = pd.DataFrame([{
             "task": latex_escape(row["task"]), "reference set": latex_escape(row["set"]), "n": str(row["n"]),
-            "rate [Wilson CI]": _interval(numbers, f"gate/judge/{row['task']}/{row['set']}", "rate", "ci95_low",
+            "rate [Wilson CI]": _interval(numbers, judge_gate_key(row["task"], row["set"], None), "rate", "ci95_low",
                                           "ci95_high"),
-            "must exceed": _cell(numbers, f"gate/judge/{row['task']}/{row['set']}/baseline"),
+            "must exceed": _cell(numbers, judge_gate_key(row["task"], row["set"], "baseline")),
             "gate": "passed" if row["passed"] else "failed"} for row in rows])
         _write_table(pd.DataFrame(rows), out_dir, "judge_gate", latex, "llrccl")
         written.append("judge_gate")
 
-    stages = list(dict.fromkeys(k.split("/")[1] for k in numbers if k.startswith("cost/")))  # the total row last
+    stages = list(dict.fromkeys(key.stage for key in published_keys(numbers, COST)))  # the total row last
     if stages:
-        rows = [{"stage": stage, **{s: numbers[f"cost/{stage}/{s}"]["value"] for s in COST_STATISTICS}}
+        rows = [{"stage": stage, **{s: numbers[cost_key(stage, s)]["value"] for s in COST_STATISTICS}}
                 for stage in stages]
         headers = {"jobs": "jobs", "wall_min": "job time (min)", "cpu_min": "CPU time (min)",
                    "max_rss_mb": "peak memory (MB)"}
-        latex = pd.DataFrame([{"stage": latex_escape(stage), **{headers[s]: _cell(numbers, f"cost/{stage}/{s}")
+        latex = pd.DataFrame([{"stage": latex_escape(stage), **{headers[s]: _cell(numbers, cost_key(stage, s))
                                                                 for s in COST_STATISTICS}} for stage in stages])
         _write_table(pd.DataFrame(rows), out_dir, "cost", latex, "lrrrr")
         written.append("cost")
@@ -337,11 +362,12 @@ def data_scale_points(summary: pd.DataFrame, numbers: dict, metrics: list[str]) 
     summary table) and the published mean and CI; `key` is the published key prefix."""
     rows = []
     for row in summary[summary.metric.isin(metrics)].itertuples(index=False):
-        key = f"scale/{row.pairs}/{row.point}/{row.metric}"
+        key = scale_key(row.pairs, row.point, row.metric)
         n_pairs = row.n_pairs_min if row.n_pairs_min == row.n_pairs_max else f"{row.n_pairs_min}-{row.n_pairs_max}"
         rows.append({"pairs": row.pairs, "point": row.point, "n_pairs": n_pairs, "n_pairs_max": row.n_pairs_max,
                      "set": row.set, "metric": row.metric, "key": key,
-                     **{s: numbers[f"{key}/{s}"]["value"] for s in ("mean", "ci95_low", "ci95_high")}})
+                     **{s: numbers[scale_key(row.pairs, row.point, row.metric, s)]["value"]
+                        for s in ("mean", "ci95_low", "ci95_high")}})
     return pd.DataFrame(rows)
 
 
@@ -353,7 +379,7 @@ def judge_agreement_rows(numbers: dict) -> pd.DataFrame:
         if item["formula"] == "judge_agreement":
             judge, dataset = item["args"]["judge"], item["args"]["dataset"]
             row = rows.setdefault((judge, dataset), {"judge": judge, "dataset": dataset,
-                                                     "key": item["key"].rsplit("/", 1)[0]})
+                                                     "key": judges_key(judge, dataset)})
             row[item["args"]["statistic"]] = item["value"]
     return pd.DataFrame(list(rows.values()))
 
@@ -399,17 +425,18 @@ def _by_condition(summary: pd.DataFrame, metrics: list[str], ylabel: str, ylim=N
     return fig
 
 
-def dpo_dynamics_figure(histories: dict[str, list[str]]):
-    """Loss, reward margin and reward accuracy per step, one line per seed and a row per kind of pairs."""
+def dpo_dynamics_figure(histories: dict[str, dict[str, str]]):
+    """Loss, reward margin and reward accuracy per step, one line per seed and a row per kind of pairs (`histories`:
+    pairs -> {seed label: history.csv})."""
     columns = ["loss", "rewards/margins", "rewards/accuracies"]
     fig, axes = plt.subplots(len(histories), len(columns), figsize=(7, 2.0 * len(histories)), squeeze=False)
     for row, (pairs, paths) in enumerate(sorted(histories.items())):
         for col, column in enumerate(columns):
             ax = axes[row][col]
-            for path in paths:
+            for seed, path in paths.items():
                 history = pd.read_csv(path)
                 logged = history[history[column].notna()] if column in history else history.iloc[0:0]
-                ax.plot(logged["step"], logged[column], lw=1, label=Path(path).parts[-4])
+                ax.plot(logged["step"], logged[column], lw=1, label=seed)
                 eval_column = f"eval_{column}"
                 if eval_column in history:
                     dev = history[history[eval_column].notna()]
@@ -422,8 +449,8 @@ def dpo_dynamics_figure(histories: dict[str, list[str]]):
     return fig
 
 
-def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, list[str]], feedback: dict[str, str],
-                  out_dir: Path, data_scale: pd.DataFrame | None) -> list[str]:
+def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, dict[str, str]],
+                  feedback: dict[str, str], out_dir: Path, data_scale: pd.DataFrame | None) -> list[str]:
     numbers = {item["key"]: item for item in published["numbers"]}
     written = []
     metrics = shown_metrics(set(summary["metric"]), published["meta"]["samples_per_prompt"])
@@ -469,7 +496,7 @@ def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, l
         for ax, (prompt_set, metric) in zip(axes[0], panels):
             for pairs, group in points[(points.set == prompt_set) & (points.metric == metric)].groupby("pairs"):
                 group = group.sort_values("n_pairs_max")  # the full pool's x is its largest seed's pool
-                label = f"{pairs} (invalid)" if pairs == "ai-feedback" and AIF_CONDITION in invalid else pairs
+                label = f"{pairs} (invalid)" if pairs == AI_FEEDBACK and AIF_CONDITION in invalid else pairs
                 ax.errorbar(group["n_pairs_max"], group["mean"], capsize=2, fmt="o-", label=label,
                             yerr=[group["mean"] - group["ci95_low"], group["ci95_high"] - group["mean"]])
             # symlog keeps the SFT point (0 pairs), which a log axis would drop silently

@@ -1,7 +1,7 @@
 rule critique_revise:
     input:
         model=rules.prepare_model.output.info,
-        adapters=[f"{OUT}/seed{{seed}}/sft/adapter"],
+        adapters=[rules.sft.output.adapter],
         responses=rules.generate_redteam.output.responses,
     output:
         revisions=f"{OUT}/seed{{seed}}/slcai/revisions.jsonl",
@@ -25,7 +25,7 @@ rule preference_pairs:
     input:
         revisions=rules.critique_revise.output.revisions,
     output:
-        pairs=f"{OUT}/seed{{seed}}/pairs/revision.jsonl",
+        pairs=layout.pairs_path(OUT, "{seed}", REVISION),
         excluded=f"{OUT}/seed{{seed}}/pairs/revision.excluded.jsonl",
     params:
         **job_params("scripts/preference_pairs.py"),
@@ -43,8 +43,8 @@ rule slcai_sft:
         demonstrations=PROMPT_FILES["helpful_sft"],
         revisions=rules.critique_revise.output.revisions,
     output:
-        adapter=directory(f"{OUT}/seed{{seed}}/slcai/adapter"),
-        history=f"{OUT}/seed{{seed}}/slcai/history.csv",
+        adapter=directory(layout.adapter_dir(layout.stage_dir(OUT, "{seed}", SLCAI))),
+        history=layout.history_path(layout.stage_dir(OUT, "{seed}", SLCAI)),
     params:
         **job_params("scripts/train_sft.py", "model", "device", "training"),
         trainer=config["slcai_sft"],
