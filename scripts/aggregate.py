@@ -17,6 +17,7 @@ from caibase.judge_gate import as_record as judge_gate_record
 from caibase.judge_gate import from_record
 from caibase.metrics import METRICS, paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
+from caibase.records import judged_frame
 from caibase.runtime import setup
 
 
@@ -27,8 +28,7 @@ def records(frame: pd.DataFrame) -> list[dict]:
 
 def main(smk) -> None:
     log = setup(smk.log[0])
-    judged = pd.DataFrame([record for path in smk.input.judged for record in read_records(path)])
-    judged = judged.rename(columns={"id": "prompt_id"})
+    judged = judged_frame(record for path in smk.input.judged for record in read_records(path))
     summary = summarize(judged, n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
     validation = [read_json(path) for path in smk.input.feedback]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from caibase.artifacts import read_jsonl, write_jsonl
 from caibase.judges import JudgeCache, canary_check, check_judged, judge_responses, make_judge
+from caibase.records import JudgedRecord, ResponseRecord, check_records
 from caibase.runtime import setup
 from caibase.vocabulary import SET_TASKS
 
@@ -24,10 +25,10 @@ def main(smk) -> None:
         judges.update(helpfulness=score_judge, style=score_judge)
     log.info("canary check: %s", canary_check(judges["refusal"]))
     cache = JudgeCache(smk.params.cache_dir, f"seed{smk.wildcards.seed}-{smk.wildcards.policy}")
-    responses = read_jsonl(smk.input.responses)
+    responses = check_records(read_jsonl(smk.input.responses), ResponseRecord)
     judged, n_cached = judge_responses(responses, judges, SET_TASKS, smk.params.config["run_name"], cache)
     counts = check_judged(judged, evaluation["max_judge_failure_share"], evaluation["max_degenerate_share"])
-    write_jsonl(smk.output.judged, judged)
+    write_jsonl(smk.output.judged, check_records(judged, JudgedRecord))
     log.info("judged %d responses (%d from the cache): %s", len(judged), n_cached, counts)
 
 

@@ -33,6 +33,7 @@ from caibase.judge_gate import REFUSAL_TASK, SET_STATISTICS, gates_from_records,
 from caibase.judge_validation import agreement_stats, pairwise_stats
 from caibase.layout import benchmark_stage
 from caibase.metrics import METRIC_BY_NAME, paired_table, summarize, validation_summary
+from caibase.records import judged_frame
 from caibase.vocabulary import (
     cost_key,
     dpo_key,
@@ -85,8 +86,7 @@ def _read_jsonl(stamp: tuple) -> tuple[dict, ...]:
 
 
 def _judged(stamps: tuple) -> pd.DataFrame:
-    frame = pd.DataFrame([record for stamp in stamps for record in _read_jsonl(stamp)])
-    return frame.rename(columns={"id": "prompt_id"})
+    return judged_frame(record for stamp in stamps for record in _read_jsonl(stamp))
 
 
 @functools.cache
