@@ -19,6 +19,7 @@ from caibase.metrics import METRICS, paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
 from caibase.records import judged_frame
 from caibase.runtime import setup
+from caibase.vocabulary import REFUSAL_TASK
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
@@ -52,8 +53,8 @@ def main(smk) -> None:
     write_json(smk.output.metrics, {
         "run_name": smk.params.config["run_name"],
         "model": {k: model[k] for k in ("id", "source", "kind", "sha256", "revision")},
-        "judge": judged.loc[judged.task == "refusal", "judge"].iloc[0],
-        "judge_is_proxy": bool(judged.loc[judged.task == "refusal", "judge_is_proxy"].iloc[0]),
+        "judge": judged.loc[judged.task == REFUSAL_TASK, "judge"].iloc[0],
+        "judge_is_proxy": bool(judged.loc[judged.task == REFUSAL_TASK, "judge_is_proxy"].iloc[0]),
         "judges": records(judges),
         "judge_failures": int(judged["status"].isin(["parse_error", "api_error"]).sum()),
         "judge_status_counts": judged["status"].value_counts().sort_index().to_dict(),

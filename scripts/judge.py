@@ -10,21 +10,22 @@ from pathlib import Path
 
 from caibase.artifacts import read_jsonl, write_jsonl
 from caibase.judges import JudgeCache, canary_check, check_judged, judge_responses, make_judge
+from caibase.layout import seed_label
 from caibase.records import JudgedRecord, ResponseRecord, check_records
 from caibase.runtime import setup
-from caibase.vocabulary import SET_TASKS
+from caibase.vocabulary import REFUSAL_TASK, SCORE_TASKS, SET_TASKS
 
 
 def main(smk) -> None:
     log = setup(smk.log[0], smk.threads)
     model_dir = Path(smk.input.model).parent
     evaluation = smk.params.config["evaluation"]
-    judges = {"refusal": make_judge(evaluation["judge"], model_dir)}
+    judges = {REFUSAL_TASK: make_judge(evaluation["judge"], model_dir)}
     if "score_judge" in evaluation:
         score_judge = make_judge(evaluation["score_judge"], model_dir)
-        judges.update(helpfulness=score_judge, style=score_judge)
-    log.info("canary check: %s", canary_check(judges["refusal"]))
-    cache = JudgeCache(smk.params.cache_dir, f"seed{smk.wildcards.seed}-{smk.wildcards.policy}")
+        judges.update({task: score_judge for task in SCORE_TASKS})
+    log.info("canary check: %s", canary_check(judges[REFUSAL_TASK]))
+    cache = JudgeCache(smk.params.cache_dir, f"{seed_label(smk.wildcards.seed)}-{smk.wildcards.policy}")
     responses = check_records(read_jsonl(smk.input.responses), ResponseRecord)
     judged, n_cached = judge_responses(responses, judges, SET_TASKS, smk.params.config["run_name"], cache)
     counts = check_judged(judged, evaluation["max_judge_failure_share"], evaluation["max_degenerate_share"])

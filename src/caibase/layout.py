@@ -74,9 +74,20 @@ def judged_path(out: str, seed, policy) -> str:
     return f"{eval_dir(out, seed, policy)}/judged.jsonl"
 
 
-def pairs_path(out: str, seed, pairs) -> str:
-    """One seed's preference pairs of one kind."""
-    return f"{seed_dir(out, seed)}/pairs/{pairs}.jsonl"
+def pairs_path(out: str, seed, pairs, part: str | None = None) -> str:
+    """One seed's preference pairs of one kind, or a `part` beside them: `excluded` (revision pairs left out, and
+    why), `labels` (the feedback model's labels the AI-feedback pairs come from)."""
+    return f"{seed_dir(out, seed)}/pairs/{pairs}{f'.{part}' if part else ''}.jsonl"
+
+
+def redteam_responses_path(out: str, seed) -> str:
+    """The SFT policy's responses to the red-team prompts, which critique-revision and AI feedback start from."""
+    return f"{stage_dir(out, seed, SLCAI)}/responses.jsonl"
+
+
+def revisions_path(out: str, seed) -> str:
+    """The critique-revision loop's records (one per red-team response)."""
+    return f"{stage_dir(out, seed, SLCAI)}/revisions.jsonl"
 
 
 def benchmark_path(out: str, name: str) -> str:

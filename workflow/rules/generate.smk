@@ -5,7 +5,7 @@ rule generate_redteam:
         adapters=[rules.sft.output.adapter],
         splits=rules.check_prompt_splits.output.report,
     output:
-        responses=f"{OUT}/seed{{seed}}/slcai/responses.jsonl",
+        responses=layout.redteam_responses_path(OUT, "{seed}"),
     params:
         **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
         policy=SFT,

@@ -4,8 +4,8 @@ rule critique_revise:
         adapters=[rules.sft.output.adapter],
         responses=rules.generate_redteam.output.responses,
     output:
-        revisions=f"{OUT}/seed{{seed}}/slcai/revisions.jsonl",
-        summary=f"{OUT}/seed{{seed}}/slcai/degenerate.json",
+        revisions=layout.revisions_path(OUT, "{seed}"),
+        summary=f"{layout.stage_dir(OUT, '{seed}', SLCAI)}/degenerate.json",
     params:
         **job_params("scripts/critique_revise.py", "model", "device", "generation.backend", "critique", "constitution"),
     log:
@@ -26,7 +26,7 @@ rule preference_pairs:
         revisions=rules.critique_revise.output.revisions,
     output:
         pairs=layout.pairs_path(OUT, "{seed}", REVISION),
-        excluded=f"{OUT}/seed{{seed}}/pairs/revision.excluded.jsonl",
+        excluded=layout.pairs_path(OUT, "{seed}", REVISION, "excluded"),
     params:
         **job_params("scripts/preference_pairs.py"),
     log:
