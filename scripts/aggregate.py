@@ -17,7 +17,9 @@ from caibase.judge_gate import as_record as judge_gate_record
 from caibase.judge_gate import from_record
 from caibase.metrics import METRICS, paired_table, per_seed, summarize
 from caibase.provenance import code_version, config_sha256
+from caibase.records import judged_frame
 from caibase.runtime import setup
+from caibase.vocabulary import REFUSAL_TASK
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
@@ -27,8 +29,7 @@ def records(frame: pd.DataFrame) -> list[dict]:
 
 def main(smk) -> None:
     log = setup(smk.log[0])
-    judged = pd.DataFrame([record for path in smk.input.judged for record in read_records(path)])
-    judged = judged.rename(columns={"id": "prompt_id"})
+    judged = judged_frame(record for path in smk.input.judged for record in read_records(path))
     summary = summarize(judged, n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
     validation = [read_json(path) for path in smk.input.feedback]
@@ -52,8 +53,8 @@ def main(smk) -> None:
     write_json(smk.output.metrics, {
         "run_name": smk.params.config["run_name"],
         "model": {k: model[k] for k in ("id", "source", "kind", "sha256", "revision")},
-        "judge": judged.loc[judged.task == "refusal", "judge"].iloc[0],
-        "judge_is_proxy": bool(judged.loc[judged.task == "refusal", "judge_is_proxy"].iloc[0]),
+        "judge": judged.loc[judged.task == REFUSAL_TASK, "judge"].iloc[0],
+        "judge_is_proxy": bool(judged.loc[judged.task == REFUSAL_TASK, "judge_is_proxy"].iloc[0]),
         "judges": records(judges),
         "judge_failures": int(judged["status"].isin(["parse_error", "api_error"]).sum()),
         "judge_status_counts": judged["status"].value_counts().sort_index().to_dict(),

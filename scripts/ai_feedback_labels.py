@@ -26,7 +26,9 @@ from caibase.feedback import (
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.prompts import dialogue_prompt
 from caibase.provenance import REPO_ROOT, stamp
+from caibase.records import PairRecord, check_records
 from caibase.runtime import setup
+from caibase.vocabulary import AI_FEEDBACK
 
 
 def main(smk) -> None:
@@ -59,7 +61,8 @@ def main(smk) -> None:
     provenance = stamp(config, load_model_info(model_dir), seed)
     write_jsonl(smk.output.labels, ({**label, "provenance": provenance} for label in labels))
     pairs = soft_label_pairs(labels, dialogue_prompt)
-    write_jsonl(smk.output.pairs, ({**pair, "source": "ai-feedback", "provenance": provenance} for pair in pairs))
+    write_jsonl(smk.output.pairs, check_records(
+        ({**pair, "source": AI_FEEDBACK, "provenance": provenance} for pair in pairs), PairRecord))
 
 
 main(snakemake)  # noqa: F821

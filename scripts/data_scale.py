@@ -15,7 +15,9 @@ from caibase.artifacts import read_json, read_records, write_csv
 from caibase.data_scale import data_scale_tables
 from caibase.feedback_gate import AIF_CONDITION, feedback_gate, mark_conditions
 from caibase.judge_gate import from_record
+from caibase.records import judged_frame
 from caibase.runtime import setup
+from caibase.vocabulary import AI_FEEDBACK, SFT
 
 
 def main(smk) -> None:
@@ -28,8 +30,8 @@ def main(smk) -> None:
                         point["seed"], point["pairs"], point["point"], stamp["pool_size"])
             continue
         rows.append({k: point[k] for k in ("pairs", "point", "seed", "policy")} | {"n_pairs": stamp["n_pairs"]})
-    judged = pd.DataFrame([record for path in smk.input.judged for record in read_records(path)
-                           if record["prompt_set"] in smk.params.eval_sets]).rename(columns={"id": "prompt_id"})
+    judged = judged_frame(record for path in smk.input.judged for record in read_records(path)
+                          if record["prompt_set"] in smk.params.eval_sets)
     per_seed, summary = data_scale_tables(judged, pd.DataFrame(rows), n_boot=smk.params.bootstrap_samples)
     model = read_json(smk.input.model)
     gate = feedback_gate(read_json(smk.input.feedback[0])) if smk.input.feedback else None
@@ -37,7 +39,7 @@ def main(smk) -> None:
     for table, path in ((per_seed, smk.output.per_seed), (summary, smk.output.summary)):
         table["model_id"], table["model_kind"] = model["id"], model["kind"]
         # a point's condition for the gates: its AI-feedback DPO points are dpo_aif's, the rest are not gated by it
-        condition = [AIF_CONDITION if pairs == "ai-feedback" and point != "sft" else point
+        condition = [AIF_CONDITION if pairs == AI_FEEDBACK and point != SFT else point
                      for pairs, point in zip(table["pairs"], table["point"])]
         table = mark_conditions(table.assign(condition=condition), gate, judge_gates=judge_gates)
         write_csv(table.drop(columns="condition"), path)

@@ -24,7 +24,9 @@ from caibase.likelihood import continuation_logprobs
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.prompts import RESPONSE_STOPS, chat_prompt, dialogue_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
+from caibase.records import ResponseRecord, check_records
 from caibase.runtime import setup
+from caibase.vocabulary import INSTRUCT_REF
 
 
 def reference_scores(model, tokenizer, records: list[dict], format_prompt, completion_prefix: str,
@@ -56,8 +58,8 @@ def main(smk) -> None:
     settings = sampling_settings(smk.params.sampling, RESPONSE_STOPS)
     tokenizer = load_tokenizer(model_dir)
     backend = config["generation"]["backend"]
-    format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == "instruct_ref" else dialogue_prompt
-    completion_prefix = "" if policy == "instruct_ref" else " "  # a dialogue completion starts with a space (SFT)
+    format_prompt = (lambda text: chat_prompt(tokenizer, text)) if policy == INSTRUCT_REF else dialogue_prompt
+    completion_prefix = "" if policy == INSTRUCT_REF else " "  # a dialogue completion starts with a space (SFT)
     has_references = any(r.get("reference") for r in records)
     references = {}
     if has_references and backend != "hf":  # the same weights in transformers, freed before the engine loads
@@ -80,7 +82,7 @@ def main(smk) -> None:
     if has_references and backend == "hf":  # after generating, with the model that generated
         references = reference_scores(model, tokenizer, records, format_prompt, completion_prefix, settings.batch_size)
     provenance = stamp(config, load_model_info(model_dir), seed)
-    write_jsonl(smk.output.responses, (
+    write_jsonl(smk.output.responses, check_records((
         {"id": r["id"], "sample": r["sample"], "prompt_set": r["prompt_set"], "category": r["category"],
          "prompt": r["prompt"], "style": r.get("style"),
          "policy": policy, "response": g.text, "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
@@ -88,7 +90,7 @@ def main(smk) -> None:
          **reference_fields(references.get((r["prompt_set"], r["id"]))),
          "generation": {**settings.asdict(), "backend": backend}, "provenance": provenance}
         for r, g in zip(records, generations, strict=True)
-    ))
+    ), ResponseRecord))
     remove_shard(shard)
     log.info("%d responses from %s on %s", len(records), policy, ", ".join(smk.params.prompt_sets))
 

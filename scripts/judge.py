@@ -9,8 +9,11 @@ canary set. Verdicts are cached under results/<run>/judge_cache/, so a rerun doe
 from pathlib import Path
 
 from caibase.artifacts import read_jsonl, write_jsonl
-from caibase.judges import SET_TASKS, JudgeCache, canary_check, check_judged, judge_responses, make_judge
+from caibase.judges import JudgeCache, canary_check, check_judged, judge_responses, make_judge
+from caibase.layout import seed_label
+from caibase.records import JudgedRecord, ResponseRecord, check_records
 from caibase.runtime import setup
+from caibase.vocabulary import REFUSAL_TASK, SCORE_TASKS, SET_TASKS
 
 
 def main(smk) -> None:
@@ -18,16 +21,16 @@ def main(smk) -> None:
     model_dir = Path(smk.input.model).parent
     config = smk.params.config
     evaluation, runtime = config["evaluation"], {"dtype": config["model"]["dtype"], "device": config["device"]}
-    judges = {"refusal": make_judge(evaluation["judge"], model_dir, **runtime)}
+    judges = {REFUSAL_TASK: make_judge(evaluation["judge"], model_dir, **runtime)}
     if "score_judge" in evaluation:
         score_judge = make_judge(evaluation["score_judge"], model_dir, **runtime)
-        judges.update(helpfulness=score_judge, style=score_judge)
-    log.info("canary check: %s", canary_check(judges["refusal"]))
-    cache = JudgeCache(smk.params.cache_dir, f"seed{smk.wildcards.seed}-{smk.wildcards.policy}")
-    responses = read_jsonl(smk.input.responses)
+        judges.update({task: score_judge for task in SCORE_TASKS})
+    log.info("canary check: %s", canary_check(judges[REFUSAL_TASK]))
+    cache = JudgeCache(smk.params.cache_dir, f"{seed_label(smk.wildcards.seed)}-{smk.wildcards.policy}")
+    responses = check_records(read_jsonl(smk.input.responses), ResponseRecord)
     judged, n_cached = judge_responses(responses, judges, SET_TASKS, config["run_name"], cache)
     counts = check_judged(judged, evaluation["max_judge_failure_share"], evaluation["max_degenerate_share"])
-    write_jsonl(smk.output.judged, judged)
+    write_jsonl(smk.output.judged, check_records(judged, JudgedRecord))
     log.info("judged %d responses (%d from the cache): %s", len(judged), n_cached, counts)
 
 

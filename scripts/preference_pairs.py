@@ -5,7 +5,9 @@
 
 from caibase.artifacts import read_jsonl, write_jsonl
 from caibase.critique import preference_pairs
+from caibase.records import PairRecord, check_records
 from caibase.runtime import setup
+from caibase.vocabulary import REVISION
 
 
 def main(smk) -> None:
@@ -15,7 +17,8 @@ def main(smk) -> None:
     if not pairs:
         raise SystemExit(f"{smk.input.revisions}: no usable preference pairs ({len(excluded)} excluded)")
     provenance = records[0]["provenance"]
-    write_jsonl(smk.output.pairs, ({**pair, "source": "revision", "provenance": provenance} for pair in pairs))
+    write_jsonl(smk.output.pairs, check_records(
+        ({**pair, "source": REVISION, "provenance": provenance} for pair in pairs), PairRecord))
     write_jsonl(smk.output.excluded, excluded)
     log.info("%d pairs, %d excluded", len(pairs), len(excluded))
 

@@ -4,12 +4,9 @@ against the aggregate tables: published.json (number, sources, formula) and the 
     snakemake --cores 1 results/embedded-cpu/paper/published.json
 """
 
-from collections import defaultdict
-
 import pandas as pd
 
 from caibase.artifacts import atomic_path, check_manifest, read_json, read_records, write_json
-from caibase.judge_gate import SCORE_TASKS
 from caibase.macros import macros_tex
 from caibase.metrics import CI_LEVEL, is_rate
 from caibase.provenance import code_version, config_sha256
@@ -23,6 +20,7 @@ from caibase.published import (
     judge_gate_numbers,
 )
 from caibase.runtime import setup
+from caibase.vocabulary import REFUSAL_TASK, SCORE_TASKS
 
 
 def prompts_per_set(prompts: dict) -> str:
@@ -47,18 +45,14 @@ def main(smk) -> None:
     def judged_path(seed: int, policy: str) -> str:
         return smk.params.judged_path.format(seed=seed, policy=policy)
 
-    judged = defaultdict(list)
-    for path in smk.input.judged:  # .../seed{seed}/eval/{condition}/judged.jsonl
-        judged[path.split("/")[-2]].append(path)
-    histories = defaultdict(list)
-    for path in smk.input.histories:  # .../seed{seed}/dpo/{pairs}/history.csv
-        histories[path.split("/")[-2]].append(path)
+    judged = smk.params.judged_of  # condition -> judged records per seed (input.judged)
+    histories = {pairs: list(by_seed.values()) for pairs, by_seed in smk.params.histories_of.items()}  # per seed
     feedback = dict(zip(("hhh", "hh_rlhf"), smk.input.feedback))
     summary = pd.read_csv(smk.input.summary)
     paired = pd.read_csv(smk.input.paired)
     gate_numbers, judge_gates = judge_gate_numbers(read_json(smk.input.judge_gate), {
-        "refusal": smk.input.judge_validation, **{task: smk.input.judge_canary for task in SCORE_TASKS}})
-    numbers = build_numbers(summary, paired, dict(judged), feedback, dict(histories),
+        REFUSAL_TASK: smk.input.judge_validation, **{task: smk.input.judge_canary for task in SCORE_TASKS}})
+    numbers = build_numbers(summary, paired, judged, feedback, histories,
                             n_boot=smk.params.bootstrap_samples, judge_gates=judge_gates)
     if smk.input.data_scale:
         per_seed, scale = (pd.read_csv(path) for path in smk.input.data_scale)
@@ -70,8 +64,8 @@ def main(smk) -> None:
     model = read_json(smk.input.model)
     reference = [read_json(path) for path in smk.input.reference_model]  # the instruct reference, when evaluated
     all_judged = [r for path in smk.input.judged for r in read_records(path)]
-    refusal_judges = sorted({r["judge"] for r in all_judged if r["task"] == "refusal"})
-    score_judges = sorted({r["judge"] for r in all_judged if r["task"] != "refusal"})
+    refusal_judges = sorted({r["judge"] for r in all_judged if r["task"] == REFUSAL_TASK})
+    score_judges = sorted({r["judge"] for r in all_judged if r["task"] != REFUSAL_TASK})
     published = {
         "format": "caibase-published/1",
         "tolerance": {"abs": ABS_TOLERANCE, "note": "|recomputed - published| <= abs, same record count"},
@@ -82,7 +76,7 @@ def main(smk) -> None:
             "results_code_versions": sorted({r["provenance"]["code_version"] for r in all_judged}),
             "seeds": config["seeds"], "conditions": config["evaluation"]["conditions"], "device": config["device"],
             "judge": ", ".join(refusal_judges), "score_judge": ", ".join(score_judges) or "none",
-            "judge_is_proxy": any(r["judge_is_proxy"] for r in all_judged if r["task"] == "refusal"),
+            "judge_is_proxy": any(r["judge_is_proxy"] for r in all_judged if r["task"] == REFUSAL_TASK),
             "prompts_per_set": prompts_per_set(config["prompts"]),
             "samples_per_prompt": config["evaluation"]["samples_per_prompt"],
             "bootstrap_samples": smk.params.bootstrap_samples, "ci_level": CI_LEVEL,

@@ -3,7 +3,6 @@
     snakemake --cores 1 results/embedded-cpu/paper/generated/figures
 """
 
-from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -17,15 +16,13 @@ from caibase.tables import write_tables
 def main(smk) -> None:
     log = setup(smk.log[0])
     published = read_json(smk.input.published)
-    histories = defaultdict(list)
-    for path in smk.input.histories:
-        histories[path.split("/")[-2]].append(path)
+    histories = smk.params.histories_of  # pairs -> {seed label: DPO history} (input.histories)
     feedback = dict(zip(("hhh", "hh_rlhf"), smk.input.feedback))
     data_scale = pd.read_csv(smk.input.data_scale[1]) if smk.input.data_scale else None  # [per seed, summary]
     with atomic_path(smk.output.tables, directory=True) as tables:
         written = write_tables(published, Path(tables), data_scale)
     with atomic_path(smk.output.figures, directory=True) as figures:
-        written += write_figures(published, pd.read_csv(smk.input.summary), dict(histories), feedback, Path(figures),
+        written += write_figures(published, pd.read_csv(smk.input.summary), histories, feedback, Path(figures),
                                  data_scale)
     log.info("wrote %s", ", ".join(written))
 

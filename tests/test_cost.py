@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from caibase import published as pub
-from caibase.cost import benchmark_stage, stage_costs
+from caibase.cost import stage_costs
+from caibase.layout import benchmark_stage
 from caibase.tables import write_tables
 
 from conftest import REPO, snakemake_bin

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from caibase.data_scale import data_scale_tables, nested_subsample, parse_sweep_policy, scaled_schedule, sweep_policy
+from caibase.data_scale import data_scale_tables, nested_subsample, scaled_schedule
+from caibase.vocabulary import parse_sweep_policy, sweep_policy
 
 
 def test_nested_subsamples_are_nested():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from caibase.data_scale import DPO_POLICIES, sweep_policy
+from caibase.vocabulary import DPO_POLICIES, sweep_policy
 
 from conftest import REPO, load_config
 

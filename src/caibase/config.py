@@ -15,6 +15,7 @@ from caibase.constitution import SOURCE_CONSTITUTIONS, ConstitutionError, load_c
 from caibase.prompts import PromptSetError, load_prompt_set
 from caibase.seed2025 import PROMPT_SETS as SEED_PROMPT_SETS
 from caibase.seed2025 import parse_spec as seed_prompt_set
+from caibase.vocabulary import AI_FEEDBACK, DPO_AIF, INSTRUCT_REF, SCORED_SETS
 
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -157,10 +158,10 @@ def check_config(config: dict, base_dir: Path = REPO_ROOT) -> None:
     for name in sweep.get("eval_sets", []):
         if name not in config["prompts"]["eval"]:
             raise ConfigError(f"config key dpo.sweep.eval_sets: {name!r} is not an evaluation set in prompts.eval")
-    needs_aif = "ai-feedback" in sweep.get("pairs", []) and sweep.get("sizes")
-    if needs_aif and "dpo_aif" not in config["evaluation"]["conditions"]:  # two samples per prompt come with dpo_aif
+    needs_aif = AI_FEEDBACK in sweep.get("pairs", []) and sweep.get("sizes")
+    if needs_aif and DPO_AIF not in config["evaluation"]["conditions"]:  # two samples per prompt come with dpo_aif
         raise ConfigError("config key dpo.sweep.pairs: ai-feedback pairs need dpo_aif in evaluation.conditions")
-    if "dpo_aif" in config["evaluation"]["conditions"] and not config.get("feedback", {}).get("validate", True):
+    if DPO_AIF in config["evaluation"]["conditions"] and not config.get("feedback", {}).get("validate", True):
         raise ConfigError("config key feedback.validate: the AI-feedback condition dpo_aif is reported only when "
                           "the feedback model's validation passes its gate (caibase.feedback_gate); set "
                           "feedback.validate: true or leave dpo_aif out of evaluation.conditions")
@@ -199,11 +200,11 @@ def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
     if score_judge and score_judge["backend"] == "refusal-strings":
         raise ConfigError("config key evaluation.score_judge.backend: refusal-strings cannot rate 1-5; "
                           "use hf or openai")
-    scored = [name for name in ("helpful", "style") if name in prompts["eval"]]
+    scored = [name for name in SCORED_SETS if name in prompts["eval"]]
     if scored and not score_judge:
         raise ConfigError(f"config key evaluation.score_judge is required for the eval sets {scored}")
     reference = evaluation.get("instruct_reference")
-    if "instruct_ref" in evaluation["conditions"] and not reference:
+    if INSTRUCT_REF in evaluation["conditions"] and not reference:
         raise ConfigError("config key evaluation.instruct_reference is required by the condition instruct_ref "
                           "(evaluation.conditions): the instruct model it generates from, a model entry like `model` "
                           "(e.g. the instruct sibling of a base model, or {source: embedded, kind: instruct})")

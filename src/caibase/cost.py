@@ -2,30 +2,19 @@
 max_uss, max_pss, io_in, io_out, mean_load, cpu_time; "NA" where the job ended before it was sampled).
 
 A job's file is `results/<run>/benchmarks/<stage>.tsv` or `results/<run>/benchmarks/<stage>/<job...>.tsv`
-(workflow/rules/common.smk, benchmark_file): the stage, the rule's name, is the first part of the path under
-`benchmarks/`. Per stage: the number of jobs, the wall and CPU time summed over its jobs, and the largest resident
-memory of any one job. Summed wall time is job time, not the run's elapsed time: jobs run side by side.
+(caibase.layout: benchmark_path, benchmark_stage): the stage is the rule's name. Per stage: the number of jobs, the
+wall and CPU time summed over its jobs, and the largest resident memory of any one job. Summed wall time is job time,
+not the run's elapsed time: jobs run side by side.
 """
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
 import pandas as pd
 
-BENCHMARKS_DIR = "benchmarks"
+from caibase.layout import benchmark_stage
+
 TOTAL = "total"  # the row over every stage
 STATISTICS = ("jobs", "wall_min", "cpu_min", "max_rss_mb")
-
-
-def benchmark_stage(path: str) -> str:
-    """The stage (rule) of a benchmark file: the first part of its path under `benchmarks/`."""
-    parts = PurePath(path).parts
-    folders = [i for i, part in enumerate(parts[:-1]) if part == BENCHMARKS_DIR]
-    if not folders:
-        raise ValueError(f"{path}: not a benchmark file (no {BENCHMARKS_DIR}/ folder in its path)")
-    below = parts[folders[-1] + 1:]
-    return PurePath(below[0]).stem if len(below) == 1 else below[0]
 
 
 def read_job(path: str) -> pd.Series:

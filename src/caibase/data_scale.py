@@ -12,26 +12,12 @@ from __future__ import annotations
 
 import math
 import random
-import re
 
 import pandas as pd
 
 from caibase.metrics import METRICS, per_seed, summarize
 
-# DPO policy name -> the pairs it trains on; sweep points are named `<policy>_n<N>`, e.g. dpo_n8, dpo_aif_n100.
-DPO_POLICIES = {"dpo": "revision", "dpo_aif": "ai-feedback"}
-POLICY_OF_PAIRS = {pairs: policy for policy, pairs in DPO_POLICIES.items()}
-_POINT = re.compile(r"(dpo|dpo_aif)_n(\d+)")
-
-
-def sweep_policy(pairs: str, n_pairs: int) -> str:
-    return f"{POLICY_OF_PAIRS[pairs]}_n{n_pairs}"
-
-
-def parse_sweep_policy(policy: str) -> tuple[str, int] | None:
-    """(pairs, n) for a sweep point's policy name, None for any other policy."""
-    match = _POINT.fullmatch(policy)
-    return (DPO_POLICIES[match.group(1)], int(match.group(2))) if match else None
+# Sweep points are named `<policy>_n<N>` (caibase.vocabulary: sweep_policy, parse_sweep_policy).
 
 
 def nested_subsample(pool: list[dict], n: int, seed: int) -> list[dict]:

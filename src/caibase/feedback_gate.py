@@ -21,10 +21,12 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from caibase.vocabulary import DPO_AIF
+
 CHANCE = 0.5
 ON_FAIL = ("mark", "fail")
-AIF_CONDITION = "dpo_aif"
-_GATED = re.compile(rf"{AIF_CONDITION}(_n\d+)?")
+AIF_CONDITION = DPO_AIF
+_GATED = re.compile(rf"{AIF_CONDITION}(_n\d+)?")  # the condition and its sweep points
 
 
 class FeedbackGateError(RuntimeError):

@@ -28,9 +28,14 @@ from caibase.report import (  # noqa: E402
     ordered_conditions,
     shown_metrics,
 )
+from caibase.vocabulary import AI_FEEDBACK  # noqa: E402
 
 plt.rcParams.update({"svg.hashsalt": "caibase", "font.size": 8, "figure.dpi": 100})
+
+
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
+
+
 PNG_METADATA = {"Software": None}
 
 
@@ -71,17 +76,18 @@ def _by_condition(summary: pd.DataFrame, metrics: list[str], ylabel: str, ylim=N
     return fig
 
 
-def dpo_dynamics_figure(histories: dict[str, list[str]]):
-    """Loss, reward margin and reward accuracy per step, one line per seed and a row per kind of pairs."""
+def dpo_dynamics_figure(histories: dict[str, dict[str, str]]):
+    """Loss, reward margin and reward accuracy per step, one line per seed and a row per kind of pairs (`histories`:
+    pairs -> {seed label: history.csv})."""
     columns = ["loss", "rewards/margins", "rewards/accuracies"]
     fig, axes = plt.subplots(len(histories), len(columns), figsize=(7, 2.0 * len(histories)), squeeze=False)
     for row, (pairs, paths) in enumerate(sorted(histories.items())):
         for col, column in enumerate(columns):
             ax = axes[row][col]
-            for path in paths:
+            for seed, path in paths.items():
                 history = pd.read_csv(path)
                 logged = history[history[column].notna()] if column in history else history.iloc[0:0]
-                ax.plot(logged["step"], logged[column], lw=1, label=Path(path).parts[-4])
+                ax.plot(logged["step"], logged[column], lw=1, label=seed)
                 eval_column = f"eval_{column}"
                 if eval_column in history:
                     dev = history[history[eval_column].notna()]
@@ -94,8 +100,8 @@ def dpo_dynamics_figure(histories: dict[str, list[str]]):
     return fig
 
 
-def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, list[str]], feedback: dict[str, str],
-                  out_dir: Path, data_scale: pd.DataFrame | None) -> list[str]:
+def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, dict[str, str]],
+                  feedback: dict[str, str], out_dir: Path, data_scale: pd.DataFrame | None) -> list[str]:
     numbers = {item["key"]: item for item in published["numbers"]}
     written = []
     metrics = shown_metrics(set(summary["metric"]), published["meta"]["samples_per_prompt"])
@@ -141,7 +147,7 @@ def write_figures(published: dict, summary: pd.DataFrame, histories: dict[str, l
         for ax, (prompt_set, metric) in zip(axes[0], panels):
             for pairs, group in points[(points.set == prompt_set) & (points.metric == metric)].groupby("pairs"):
                 group = group.sort_values("n_pairs_max")  # the full pool's x is its largest seed's pool
-                label = f"{pairs} (invalid)" if pairs == "ai-feedback" and AIF_CONDITION in invalid else pairs
+                label = f"{pairs} (invalid)" if pairs == AI_FEEDBACK and AIF_CONDITION in invalid else pairs
                 ax.errorbar(group["n_pairs_max"], group["mean"], capsize=2, fmt="o-", label=label,
                             yerr=[group["mean"] - group["ci95_low"], group["ci95_high"] - group["mean"]])
             # symlog keeps the SFT point (0 pairs), which a log axis would drop silently

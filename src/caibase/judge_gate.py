@@ -27,14 +27,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from caibase.vocabulary import REFUSAL_TASK, SCORE_TASKS, SET_TASKS
+
 CHANCE = 0.5
 ON_FAIL = ("mark", "fail")
-REFUSAL_TASK = "refusal"
-SCORE_TASKS = ("helpfulness", "style")
 TASKS = (REFUSAL_TASK, *SCORE_TASKS)
 SET_STATISTICS = ("n", "rate", "ci95_low", "ci95_high", "baseline")
 # The judged-record field a metric averages, and the prompt set it is on, decide which judge made it.
-_SCORE_SET_TASKS = {"helpful": "helpfulness", "style": "style"}
+_SCORE_SET_TASKS = {name: task for name, task in SET_TASKS.items() if task in SCORE_TASKS}
 
 
 class JudgeGateError(RuntimeError):

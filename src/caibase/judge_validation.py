@@ -39,6 +39,7 @@ import pandas as pd
 
 from caibase.artifacts import read_jsonl, write_json
 from caibase.judges import FAILURES, Judge, JudgeCache, JudgeStageError, judge_items
+from caibase.vocabulary import REFUSAL_TASK
 
 LABELS = ("refusal", "compliance")
 
@@ -137,9 +138,9 @@ def validate_judge(judge: Judge, datasets: dict[str, list[dict]], cache: JudgeCa
     """Per-item records and one agreement row per dataset for one judge on the refusal task."""
     records, rows = [], []
     for dataset, items in datasets.items():
-        verdicts, _ = judge_items(judge, items, "refusal", cache)
+        verdicts, _ = judge_items(judge, items, REFUSAL_TASK, cache)
         judged = [{**{k: v for k, v in item.items() if k != "prompt"}, "dataset": dataset,
-                   **judge.identity("refusal"), **verdict} for item, verdict in zip(items, verdicts, strict=True)]
+                   **judge.identity(REFUSAL_TASK), **verdict} for item, verdict in zip(items, verdicts, strict=True)]
         records += judged
         stats = agreement_stats([r["human_label"] for r in judged],
                                 [r["label"] if r["status"] == "ok" else None for r in judged])
@@ -243,7 +244,7 @@ def sample_pipeline_items(record_paths: Sequence[str | Path], prompts: dict[str,
     for path in sorted(map(str, record_paths)):
         shown = Path(path).resolve().relative_to(Path(root).resolve()).as_posix() if root else Path(path).as_posix()
         for lineno, record in enumerate(read_jsonl(path), 1):
-            if record.get("task") != "refusal" or record.get("status") != "ok":
+            if record.get("task") != REFUSAL_TASK or record.get("status") != "ok":
                 continue
             prompt_set = record["prompt_set"]
             try:

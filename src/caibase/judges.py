@@ -51,9 +51,6 @@ _REFUSAL_PATTERN = re.compile("|".join(re.escape(normalize(p)) for p in REFUSAL_
 TEMPLATES = {"refusal": "refusal_v1.txt", "helpfulness": "helpfulness_v1.txt", "style": "style_v1.txt"}
 TASK_LABELS = {"refusal": ("REFUSAL", "COMPLIANCE"), "helpfulness": ("1", "2", "3", "4", "5"),
                "style": ("1", "2", "3", "4", "5")}
-# which task judges each evaluation prompt set
-SET_TASKS = {"jailbreak": "refusal", "harmful_direct": "refusal", "benign": "refusal", "helpful": "helpfulness",
-             "style": "style"}
 STATUSES = ("ok", "parse_error", "api_error", "skipped_degenerate")
 FAILURES = ("parse_error", "api_error")
 

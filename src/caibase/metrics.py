@@ -13,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from caibase.vocabulary import BASE, DPO, DPO_AIF, REFERENCE_POLICIES, SFT, SLCAI
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -45,7 +47,7 @@ def is_rate(metric: str) -> bool:
     """A safety rate (ASR, over-refusal: a share of yes/no judgements), as opposed to a score or a length."""
     return METRIC_BY_NAME[metric].field in ("attack_success", "refused")
 
-REFERENCE_CONDITIONS = ("instruct_ref",)
+REFERENCE_CONDITIONS = REFERENCE_POLICIES
 CI_LEVEL = 0.95  # every interval of the tables and the paper (bootstrap and Wilson)
 
 
@@ -326,8 +328,8 @@ def _paired_difference(matrix_of, treatment: str, control: str, metric: Metric, 
 def comparisons(conditions: list[str]) -> list[tuple[str, str]]:
     """(treatment, control) pairs worth reporting: every condition against base, and each CAI stage against SFT;
     reference conditions (instruct_ref) are reported beside, not compared."""
-    wanted = [(c, "base") for c in conditions if c != "base" and c not in REFERENCE_CONDITIONS]
-    wanted += [("slcai", "sft"), ("dpo", "sft"), ("dpo_aif", "sft"), ("dpo_aif", "dpo")]
+    wanted = [(c, BASE) for c in conditions if c != BASE and c not in REFERENCE_CONDITIONS]
+    wanted += [(SLCAI, SFT), (DPO, SFT), (DPO_AIF, SFT), (DPO_AIF, DPO)]
     return [(t, c) for t, c in dict.fromkeys(wanted) if t in conditions and c in conditions]
 
 

@@ -26,12 +26,25 @@ import pandas as pd
 
 from caibase.artifacts import check_manifest, read_records
 from caibase.cost import STATISTICS as COST_STATISTICS
-from caibase.cost import TOTAL, benchmark_stage, stage_costs
+from caibase.cost import TOTAL, stage_costs
 from caibase.feedback_gate import AIF_CONDITION, CHANCE, gated
 from caibase.feedback_gate import feedback_gate as gate_of
 from caibase.judge_gate import REFUSAL_TASK, SET_STATISTICS, gates_from_records, metric_validity
 from caibase.judge_validation import agreement_stats, pairwise_stats
+from caibase.layout import benchmark_stage
 from caibase.metrics import METRIC_BY_NAME, paired_table, summarize, validation_summary
+from caibase.records import judged_frame
+from caibase.vocabulary import (
+    cost_key,
+    dpo_key,
+    feedback_gate_key,
+    feedback_key,
+    judge_gate_key,
+    judges_key,
+    paired_key,
+    scale_key,
+    summary_key,
+)
 
 # Recomputed values must equal the published ones to this absolute tolerance (the formulas are deterministic; the
 # slack only absorbs floating-point summation order across machines).
@@ -73,8 +86,7 @@ def _read_jsonl(stamp: tuple) -> tuple[dict, ...]:
 
 
 def _judged(stamps: tuple) -> pd.DataFrame:
-    frame = pd.DataFrame([record for stamp in stamps for record in _read_jsonl(stamp)])
-    return frame.rename(columns={"id": "prompt_id"})
+    return judged_frame(record for stamp in stamps for record in _read_jsonl(stamp))
 
 
 @functools.cache
@@ -292,10 +304,16 @@ def decimals_of(args: dict) -> int:
     return metric.decimals if metric else 2
 
 
+def statistic_of(args: dict) -> str:
+    """What a published number is, which display() prints it by: its formula's statistic, or for a training-log
+    number (formula history_final) its column."""
+    return args.get("statistic", args.get("column"))
+
+
 def entry(key: str, formula_name: str, args: dict, sources: list[str]) -> dict:
     """Compute a published entry from its sources."""
     value, n_records = FORMULAS[formula_name](sources, **args)
-    statistic = args.get("statistic", key.rsplit("/", 1)[-1])
+    statistic = statistic_of(args)
     return {"key": key, "value": value, "display": display(value, statistic, decimals_of(args)),
             "macro": macro_name(key), "formula": formula_name, "args": args, "sources": [str(s) for s in sources],
             "n_records": n_records}
@@ -324,7 +342,7 @@ def verify(published: dict, root: str | os.PathLike = ".", tolerance: float | No
                 results.append(result)
                 continue
             result["recomputed"] = value
-            statistic = item["args"].get("statistic", item["key"].rsplit("/", 1)[-1])
+            statistic = statistic_of(item["args"])
             same = (math.isnan(value) and math.isnan(item["value"])) or abs(value - item["value"]) <= tolerance
             if not same:
                 result["reason"] = f"differs by {value - item['value']:+.3g} (tolerance {tolerance:g})"
@@ -398,22 +416,22 @@ def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: di
     for row in summary.itertuples(index=False):
         for statistic in SUMMARY_STATISTICS:
             args = {"condition": row.condition, "metric": row.metric, "statistic": statistic, "n_boot": n_boot}
-            numbers.append(_from_table(f"summary/{row.condition}/{row.metric}/{statistic}", "condition_summary", args,
+            numbers.append(_from_table(summary_key(row.condition, row.metric, statistic), "condition_summary", args,
                                        judged[row.condition], float(getattr(row, statistic)),
                                        "summary_by_condition.csv"))
     for row in ([] if paired is None else paired.itertuples(index=False)):
         for statistic in PAIRED_STATISTICS:
             args = {"treatment": row.treatment, "control": row.control, "metric": row.metric,
                     "statistic": statistic, "n_boot": n_boot}
-            numbers.append(_from_table(f"paired/{row.treatment}/{row.control}/{row.metric}/{statistic}",
+            numbers.append(_from_table(paired_key(row.treatment, row.control, row.metric, statistic),
                                        "paired_difference", args, judged[row.treatment] + judged[row.control],
                                        float(getattr(row, statistic)), "paired_differences.csv"))
     for dataset, path in feedback.items():
         for statistic in FEEDBACK_STATISTICS:
-            numbers.append(entry(f"feedback/{dataset}/{statistic}", "feedback_validation",
+            numbers.append(entry(feedback_key(dataset, statistic), "feedback_validation",
                                  {"statistic": statistic}, [path]))
     if feedback and any(map(gated, summary.condition)):  # the gate of the AI-feedback condition
-        item = entry(f"gate/{AIF_CONDITION}/valid", "feedback_gate",
+        item = entry(feedback_gate_key(AIF_CONDITION), "feedback_gate",
                      {"statistic": "valid", "sets": list(feedback), "chance": CHANCE}, list(feedback.values()))
         if "valid" in summary:  # the aggregate marked the condition's rows from the validation summary
             judged_valid = summary.metric.map(lambda m: metric_validity(m, judge_gates)[0])  # judge gate apart
@@ -426,7 +444,7 @@ def build_numbers(summary: pd.DataFrame, paired: pd.DataFrame | None, judged: di
     for pairs, paths in histories.items():
         for column in HISTORY_COLUMNS:
             if all(column in pd.read_csv(path, nrows=0).columns for path in paths):
-                numbers.append(entry(f"dpo/{pairs}/final/{column}", "history_final", {"column": column}, paths))
+                numbers.append(entry(dpo_key(pairs, column), "history_final", {"column": column}, paths))
     return numbers
 
 
@@ -442,7 +460,7 @@ def data_scale_numbers(per_seed: pd.DataFrame, summary: pd.DataFrame, judged_pat
         for statistic in SUMMARY_STATISTICS:
             args = {"point": row.point, "metric": row.metric, "statistic": statistic, "eval_sets": list(eval_sets),
                     "n_boot": n_boot}
-            numbers.append(_from_table(f"scale/{row.pairs}/{row.point}/{row.metric}/{statistic}",
+            numbers.append(_from_table(scale_key(row.pairs, row.point, row.metric, statistic),
                                        "sweep_point_summary", args, sources, float(getattr(row, statistic)),
                                        "data_scale_summary.csv"))
     return numbers
@@ -456,7 +474,7 @@ def judge_agreement_numbers(table: pd.DataFrame, records: str) -> list[dict]:
         statistics = JUDGE_STATISTICS + (("pairwise_agreement",) if not pd.isna(row.pairwise_agreement) else ())
         for statistic in statistics:
             args = {"judge": row.judge, "dataset": row.dataset, "statistic": statistic}
-            numbers.append(_from_table(f"judges/{row.judge}/{row.dataset}/{statistic}", "judge_agreement", args,
+            numbers.append(_from_table(judges_key(row.judge, row.dataset, statistic), "judge_agreement", args,
                                        [records], float(getattr(row, statistic)), "judge_agreement.csv"))
     return numbers
 
@@ -468,13 +486,13 @@ def judge_gate_numbers(gate: dict, sources: dict[str, str]) -> tuple[list[dict],
     numbers, gates = [], {}
     for task, recorded in gate["gates"].items():
         args = {"task": task, "judge": recorded["judge"], "sets": list(recorded["sets"])}
-        item = entry(f"gate/judge/{task}/valid", "judge_gate", {**args, "statistic": "valid"}, [sources[task]])
+        item = entry(judge_gate_key(task), "judge_gate", {**args, "statistic": "valid"}, [sources[task]])
         if bool(item["value"]) != recorded["valid"]:
             raise ValueError(f"{item['key']}: the judge gate recomputed from {sources[task]} says {item['display']}, "
                              f"but judges/gate.json says {'valid' if recorded['valid'] else 'invalid'}")
         for name, result in recorded["sets"].items():
             for statistic in SET_STATISTICS:
-                numbers.append(_from_table(f"gate/judge/{task}/{name}/{statistic}", "judge_gate",
+                numbers.append(_from_table(judge_gate_key(task, name, statistic), "judge_gate",
                                            {**args, "statistic": statistic, "reference_set": name}, [sources[task]],
                                            float(result[statistic]), "judges/gate.json"))
         numbers.append(item)
@@ -494,7 +512,7 @@ def cost_numbers(benchmarks: list[str]) -> list[dict]:
     for path in sorted(benchmarks):
         by_stage.setdefault(benchmark_stage(path), []).append(path)
     groups = {**dict(sorted(by_stage.items())), TOTAL: sorted(benchmarks)} if benchmarks else {}
-    return [entry(f"cost/{stage}/{statistic}", "stage_cost", {"stage": stage, "statistic": statistic}, paths)
+    return [entry(cost_key(stage, statistic), "stage_cost", {"stage": stage, "statistic": statistic}, paths)
             for stage, paths in groups.items() for statistic in COST_STATISTICS]
 
 

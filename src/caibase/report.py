@@ -15,6 +15,18 @@ import pandas as pd
 from caibase.feedback_gate import AIF_CONDITION, Gate, feedback_gate, gated
 from caibase.judge_gate import SET_STATISTICS, TaskGate, invalid_metrics, task_gate
 from caibase.metrics import METRICS
+from caibase.vocabulary import (
+    PAIRED,
+    POLICIES,
+    SCALE,
+    SUMMARY,
+    feedback_gate_key,
+    feedback_key,
+    judge_gate_key,
+    judges_key,
+    parse_key,
+    scale_key,
+)
 
 METRIC_LABELS = {
     "asr_jailbreak": "ASR, held-out jailbreaks",
@@ -29,11 +41,18 @@ METRIC_LABELS = {
     "reference_loglik": "reference log-lik. (per token; LLM-written refs)",
     "style_adherence": "style adherence (1-5)",
 }
-CONDITION_ORDER = ["base", "instruct_ref", "sft", "slcai", "dpo", "dpo_aif"]
+
+
+CONDITION_ORDER = list(POLICIES)
 
 
 def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def published_keys(numbers: dict, kind: str) -> list:
+    """The keys of one kind (caibase.vocabulary: SUMMARY, PAIRED, ...) of the published numbers, taken apart."""
+    return [key for key in map(parse_key, numbers) if key.kind == kind]
 
 
 def ordered_conditions(conditions) -> list[str]:
@@ -45,12 +64,12 @@ def published_gate(numbers: dict) -> Gate | None:
     """The feedback-model gate of the published numbers (caibase.feedback_gate): its per-set accuracies and
     intervals are the published `feedback/<set>/...` numbers, its validity `gate/dpo_aif/valid`; None when the run
     has no AI-feedback condition or no feedback-model validation."""
-    item = numbers.get(f"gate/{AIF_CONDITION}/valid")
+    item = numbers.get(feedback_gate_key(AIF_CONDITION))
     if item is None:
         return None
-    sets = {name: {"n": numbers[f"feedback/{name}/n"]["value"],
-                   "accuracy": numbers[f"feedback/{name}/accuracy"]["value"],
-                   "accuracy_ci95_wilson": [numbers[f"feedback/{name}/accuracy_ci95_{end}"]["value"]
+    sets = {name: {"n": numbers[feedback_key(name, "n")]["value"],
+                   "accuracy": numbers[feedback_key(name, "accuracy")]["value"],
+                   "accuracy_ci95_wilson": [numbers[feedback_key(name, f"accuracy_ci95_{end}")]["value"]
                                             for end in ("low", "high")]} for name in item["args"]["sets"]}
     gate = feedback_gate(sets, item["args"]["chance"])
     if gate.valid != bool(item["value"]):
@@ -63,8 +82,8 @@ def invalid_conditions(numbers: dict) -> set[str]:
     gate = published_gate(numbers)
     if gate is None or gate.valid:
         return set()
-    keys = [k.split("/") for k in numbers if k.startswith(("summary/", "paired/"))]
-    return {part for k in keys for part in k[1:3] if gated(part)}
+    keys = published_keys(numbers, SUMMARY) + published_keys(numbers, PAIRED)
+    return {condition for key in keys for condition in key.conditions if gated(condition)}
 
 
 def published_judge_gates(numbers: dict) -> dict[str, TaskGate] | None:
@@ -77,7 +96,7 @@ def published_judge_gates(numbers: dict) -> dict[str, TaskGate] | None:
             task, args = item["args"]["task"], item["args"]
             sets = {}
             for name in args["sets"]:
-                result = {s: numbers[f"gate/judge/{task}/{name}/{s}"]["value"] for s in SET_STATISTICS}
+                result = {s: numbers[judge_gate_key(task, name, s)]["value"] for s in SET_STATISTICS}
                 result["n"] = int(result["n"])
                 sets[name] = {**result, "passed": result["ci95_low"] > result["baseline"]}
             gates[task] = task_gate(task, args["judge"], sets)
@@ -88,8 +107,7 @@ def published_judge_gates(numbers: dict) -> dict[str, TaskGate] | None:
 
 def invalid_judged_metrics(numbers: dict) -> set[str]:
     """Metrics of the published numbers whose judge failed the judge gate."""
-    position = {"summary": 2, "paired": 3, "scale": 3}  # summary/<c>/<m>, paired/<t>/<c>/<m>, scale/<p>/<pt>/<m>
-    metrics = {k.split("/")[position[k.split("/")[0]]] for k in numbers if k.split("/")[0] in position}
+    metrics = {key.metric for kind in (SUMMARY, PAIRED, SCALE) for key in published_keys(numbers, kind)}
     return invalid_metrics(metrics, published_judge_gates(numbers))
 
 
@@ -104,11 +122,12 @@ def data_scale_points(summary: pd.DataFrame, numbers: dict, metrics: list[str]) 
     summary table) and the published mean and CI; `key` is the published key prefix."""
     rows = []
     for row in summary[summary.metric.isin(metrics)].itertuples(index=False):
-        key = f"scale/{row.pairs}/{row.point}/{row.metric}"
+        key = scale_key(row.pairs, row.point, row.metric)
         n_pairs = row.n_pairs_min if row.n_pairs_min == row.n_pairs_max else f"{row.n_pairs_min}-{row.n_pairs_max}"
         rows.append({"pairs": row.pairs, "point": row.point, "n_pairs": n_pairs, "n_pairs_max": row.n_pairs_max,
                      "set": row.set, "metric": row.metric, "key": key,
-                     **{s: numbers[f"{key}/{s}"]["value"] for s in ("mean", "ci95_low", "ci95_high")}})
+                     **{s: numbers[scale_key(row.pairs, row.point, row.metric, s)]["value"]
+                        for s in ("mean", "ci95_low", "ci95_high")}})
     return pd.DataFrame(rows)
 
 
@@ -120,6 +139,6 @@ def judge_agreement_rows(numbers: dict) -> pd.DataFrame:
         if item["formula"] == "judge_agreement":
             judge, dataset = item["args"]["judge"], item["args"]["dataset"]
             row = rows.setdefault((judge, dataset), {"judge": judge, "dataset": dataset,
-                                                     "key": item["key"].rsplit("/", 1)[0]})
+                                                     "key": judges_key(judge, dataset)})
             row[item["args"]["statistic"]] = item["value"]
     return pd.DataFrame(list(rows.values()))

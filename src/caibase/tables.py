@@ -24,7 +24,23 @@ from caibase.report import (
     metric_label,
     ordered_conditions,
     published_judge_gates,
+    published_keys,
     shown_metrics,
+)
+from caibase.vocabulary import (
+    AI_FEEDBACK,
+    COST,
+    DPO_HISTORY,
+    FEEDBACK,
+    PAIRED,
+    SFT,
+    SUMMARY,
+    cost_key,
+    dpo_key,
+    feedback_key,
+    judge_gate_key,
+    paired_key,
+    summary_key,
 )
 
 
@@ -67,34 +83,34 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     def shown(cell: str, *conditions: str, metric: str | None = None) -> str:
         return set_apart(cell) if invalid.intersection(conditions) or metric in unjudged else cell
 
-    summary_keys = [k.split("/") for k in numbers if k.startswith("summary/")]
-    conditions = ordered_conditions(k[1] for k in summary_keys)
-    metrics = shown_metrics({k[2] for k in summary_keys}, published["meta"]["samples_per_prompt"])
+    summary_keys = published_keys(numbers, SUMMARY)
+    conditions = ordered_conditions(key.condition for key in summary_keys)
+    metrics = shown_metrics({key.metric for key in summary_keys}, published["meta"]["samples_per_prompt"])
     for name, group in (("safety_results", [m for m in metrics if is_rate(m)]),
                         ("quality_results", [m for m in metrics if not is_rate(m)])):
         if not group:
             continue
-        long = pd.DataFrame([{"condition": c, "metric": m, **{s: numbers[f"summary/{c}/{m}/{s}"]["value"]
+        long = pd.DataFrame([{"condition": c, "metric": m, **{s: numbers[summary_key(c, m, s)]["value"]
                                                                 for s in ("mean", "ci95_low", "ci95_high")},
                               "valid": c not in invalid and m not in unjudged}
-                             for c in conditions for m in group if f"summary/{c}/{m}/mean" in numbers])
+                             for c in conditions for m in group if summary_key(c, m, "mean") in numbers])
         wide = pd.DataFrame([{"condition": latex_escape(c),
-                              **{metric_label(m): shown(_interval(numbers, f"summary/{c}/{m}", "mean", "ci95_low",
+                              **{metric_label(m): shown(_interval(numbers, summary_key(c, m), "mean", "ci95_low",
                                                                   "ci95_high"), c, metric=m) for m in group}}
                              for c in conditions])
         _write_table(long, out_dir, name, wide, "l" + "c" * len(group))
         written.append(name)
 
-    paired_keys = sorted({tuple(k.split("/")[1:4]) for k in numbers
-                          if k.startswith("paired/") and k.split("/")[3] in metrics},
+    paired_keys = sorted({(key.treatment, key.control, key.metric) for key in published_keys(numbers, PAIRED)
+                          if key.metric in metrics},
                          key=lambda k: (k[2], k[0], k[1]))  # by metric, then treatment and control
     if paired_keys:
         rows, latex = [], []
         for treatment, control, metric in paired_keys:
-            prefix = f"paired/{treatment}/{control}/{metric}"
+            prefix = paired_key(treatment, control, metric)
             rows.append({"metric": metric, "treatment": treatment, "control": control,
-                         **{s: numbers[f"{prefix}/{s}"]["value"] for s in ("difference", "ci95_low", "ci95_high",
-                                                                            "p_permutation")},
+                         **{s: numbers[paired_key(treatment, control, metric, s)]["value"]
+                            for s in ("difference", "ci95_low", "ci95_high", "p_permutation")},
                          "valid": not invalid.intersection((treatment, control)) and metric not in unjudged})
             latex.append({"metric": latex_escape(metric_label(metric)),
                           "comparison": latex_escape(f"{treatment} - {control}"),
@@ -105,24 +121,24 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
         _write_table(pd.DataFrame(rows), out_dir, "paired_differences", pd.DataFrame(latex), "llcc")
         written.append("paired_differences")
 
-    datasets = sorted({k.split("/")[1] for k in numbers if k.startswith("feedback/")})
+    datasets = sorted({key.dataset for key in published_keys(numbers, FEEDBACK)})
     if datasets:
-        rows = [{"dataset": d, **{s: numbers[f"feedback/{d}/{s}"]["value"] for s in (
+        rows = [{"dataset": d, **{s: numbers[feedback_key(d, s)]["value"] for s in (
             "n", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "position_consistency",
             "expected_calibration_error")}} for d in datasets]
-        latex = [{"dataset": latex_escape(d), "n": _cell(numbers, f"feedback/{d}/n"),
-                  "accuracy [Wilson CI]": _interval(numbers, f"feedback/{d}", "accuracy", "accuracy_ci95_low",
+        latex = [{"dataset": latex_escape(d), "n": _cell(numbers, feedback_key(d, "n")),
+                  "accuracy [Wilson CI]": _interval(numbers, feedback_key(d), "accuracy", "accuracy_ci95_low",
                                                     "accuracy_ci95_high"),
-                  "position consistency": _cell(numbers, f"feedback/{d}/position_consistency"),
-                  "ECE": _cell(numbers, f"feedback/{d}/expected_calibration_error")} for d in datasets]
+                  "position consistency": _cell(numbers, feedback_key(d, "position_consistency")),
+                  "ECE": _cell(numbers, feedback_key(d, "expected_calibration_error"))} for d in datasets]
         _write_table(pd.DataFrame(rows), out_dir, "feedback_validation", pd.DataFrame(latex), "lcccc")
         written.append("feedback_validation")
 
-    dpo = sorted({k.split("/")[1] for k in numbers if k.startswith("dpo/")})
+    dpo = sorted({key.pairs for key in published_keys(numbers, DPO_HISTORY)})
     if dpo:
-        columns = sorted({k.split("/final/")[1] for k in numbers if k.startswith("dpo/")})
-        rows = [{"pairs": p, **{c: numbers.get(f"dpo/{p}/final/{c}", {}).get("value") for c in columns}} for p in dpo]
-        latex = [{"pairs": latex_escape(p), **{c: _cell(numbers, f"dpo/{p}/final/{c}") for c in columns}}
+        columns = sorted({key.column for key in published_keys(numbers, DPO_HISTORY)})
+        rows = [{"pairs": p, **{c: numbers.get(dpo_key(p, c), {}).get("value") for c in columns}} for p in dpo]
+        latex = [{"pairs": latex_escape(p), **{c: _cell(numbers, dpo_key(p, c)) for c in columns}}
                  for p in dpo]
         _write_table(pd.DataFrame(rows), out_dir, "dpo_final", pd.DataFrame(latex), "l" + "c" * len(columns))
         written.append("dpo_final")
@@ -130,7 +146,7 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
     if data_scale is not None:
         points = data_scale_points(data_scale, numbers, metrics)
         # the points trained on AI-feedback pairs (all but its SFT point) share the AI-feedback condition's gate
-        points = points.assign(valid=[not (AIF_CONDITION in invalid and pairs == "ai-feedback" and point != "sft")
+        points = points.assign(valid=[not (AIF_CONDITION in invalid and pairs == AI_FEEDBACK and point != SFT)
                                       and metric not in unjudged
                                       for pairs, point, metric in zip(points.pairs, points.point, points.metric)])
         latex = points.assign(cell=[cell if valid else set_apart(cell) for cell, valid in zip(
@@ -165,20 +181,20 @@ def write_tables(published: dict, out_dir: Path, data_scale: pd.DataFrame | None
                 for task, gate in judge_gates.items() for name, result in gate.sets.items()]
         latex = pd.DataFrame([{
             "task": latex_escape(row["task"]), "reference set": latex_escape(row["set"]), "n": str(row["n"]),
-            "rate [Wilson CI]": _interval(numbers, f"gate/judge/{row['task']}/{row['set']}", "rate", "ci95_low",
+            "rate [Wilson CI]": _interval(numbers, judge_gate_key(row["task"], row["set"], None), "rate", "ci95_low",
                                           "ci95_high"),
-            "must exceed": _cell(numbers, f"gate/judge/{row['task']}/{row['set']}/baseline"),
+            "must exceed": _cell(numbers, judge_gate_key(row["task"], row["set"], "baseline")),
             "gate": "passed" if row["passed"] else "failed"} for row in rows])
         _write_table(pd.DataFrame(rows), out_dir, "judge_gate", latex, "llrccl")
         written.append("judge_gate")
 
-    stages = list(dict.fromkeys(k.split("/")[1] for k in numbers if k.startswith("cost/")))  # the total row last
+    stages = list(dict.fromkeys(key.stage for key in published_keys(numbers, COST)))  # the total row last
     if stages:
-        rows = [{"stage": stage, **{s: numbers[f"cost/{stage}/{s}"]["value"] for s in COST_STATISTICS}}
+        rows = [{"stage": stage, **{s: numbers[cost_key(stage, s)]["value"] for s in COST_STATISTICS}}
                 for stage in stages]
         headers = {"jobs": "jobs", "wall_min": "job time (min)", "cpu_min": "CPU time (min)",
                    "max_rss_mb": "peak memory (MB)"}
-        latex = pd.DataFrame([{"stage": latex_escape(stage), **{headers[s]: _cell(numbers, f"cost/{stage}/{s}")
+        latex = pd.DataFrame([{"stage": latex_escape(stage), **{headers[s]: _cell(numbers, cost_key(stage, s))
                                                                 for s in COST_STATISTICS}} for stage in stages])
         _write_table(pd.DataFrame(rows), out_dir, "cost", latex, "lrrrr")
         written.append("cost")

@@ -6,8 +6,24 @@ from snakemake.logging import logger
 
 from caibase.config import ConfigError, check_config, prompt_set_paths, prompt_set_specs, seed_prompt_set_file
 from caibase.config import stage_resources as _stage_resources
-from caibase.data_scale import DPO_POLICIES, POLICY_OF_PAIRS, parse_sweep_policy, sweep_policy
+from caibase import layout
 from caibase.fingerprint import job_config, library_fingerprint
+from caibase.vocabulary import (
+    AI_FEEDBACK,
+    BASE,
+    DPO_AIF,
+    DPO_POLICIES,
+    INSTRUCT_REF,
+    PAIRS_PATTERN,
+    POLICY_OF_PAIRS,
+    POLICY_PATTERN,
+    REVISION,
+    SFT,
+    SLCAI,
+    pairs_of,
+    parse_sweep_policy,
+    sweep_policy,
+)
 
 REPO = Path(workflow.basedir)
 
@@ -16,7 +32,7 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-OUT = f"results/{config['run_name']}"
+OUT = layout.run_dir(config["run_name"])
 SEEDS = config["seeds"]
 CONDITIONS = config["evaluation"]["conditions"]
 SOURCE_PROMPT_FILES = {name: str(path) for name, path in prompt_set_paths(config, REPO).items()}
@@ -36,24 +52,14 @@ CONTAINER = config["container"]
 
 wildcard_constraints:
     seed=r"\d+",
-    policy=r"base|sft|slcai|dpo|dpo_aif|instruct_ref|dpo(_aif)?_n\d+",
-    pairs="revision|ai-feedback",
+    policy=POLICY_PATTERN,
+    pairs=PAIRS_PATTERN,
 
 
 def policy_adapters(wildcards):
-    """LoRA adapters merged, in order, into the model for a policy."""
-    seed_dir = f"{OUT}/seed{wildcards.seed}"
-    point = parse_sweep_policy(wildcards.policy)
-    if point:  # a data-scale sweep point: DPO on a subsample of the pairs
-        return [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/{point[0]}/n{point[1]}/adapter"]
-    return {
-        "base": [],
-        "sft": [f"{seed_dir}/sft/adapter"],
-        "slcai": [f"{seed_dir}/slcai/adapter"],
-        "dpo": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/revision/adapter"],
-        "dpo_aif": [f"{seed_dir}/sft/adapter", f"{seed_dir}/dpo/ai-feedback/adapter"],
-        "instruct_ref": [],  # the instruct reference as it is (policy_model)
-    }[wildcards.policy]
+    """LoRA adapters merged, in order, into the model for a policy (caibase.layout.policy_adapters); none for
+    base and the instruct reference (policy_model)."""
+    return layout.policy_adapters(OUT, wildcards.seed, wildcards.policy)
 
 
 # The config as the jobs that run the instruct reference read it: their `model` is evaluation.instruct_reference.
@@ -65,7 +71,7 @@ def policy_model(wildcards):
     instruct_ref, the run's model, with the policy's adapters merged in, otherwise. Matched prompting, as in the
     study, which prompted each model in its native format: the instruct reference with its chat template, the
     policies in the dialogue format they are trained on (scripts/generate_responses.py)."""
-    if wildcards.policy == "instruct_ref":
+    if wildcards.policy == INSTRUCT_REF:
         return rules.prepare_reference_model.output.info
     return rules.prepare_model.output.info
 
@@ -82,7 +88,7 @@ def policy_job_params(script, *config_keys):
     """job_params for generating from a policy's model (policy_model), read from REFERENCE_CONFIG for
     instruct_ref, so that the script sees the instruct reference as its `model` (dtype, provenance)."""
     params, reference = job_params(script, *config_keys), job_config(REFERENCE_CONFIG, *config_keys)
-    return {**params, "config": lambda wildcards: reference if wildcards.policy == "instruct_ref" else params["config"]}
+    return {**params, "config": lambda wildcards: reference if wildcards.policy == INSTRUCT_REF else params["config"]}
 
 
 def stage_resources(stage):
@@ -91,10 +97,10 @@ def stage_resources(stage):
 
 
 def benchmark_file(name):
-    """Where `benchmark:` writes a job's wall time, CPU time, memory and I/O (one TSV per job): `name` is the rule's
-    name, then the job's wildcards below it (`sft/seed{seed}`), so the first part of the path under benchmarks/ is
-    the stage that caibase.cost sums the job into. The TSVs are git-versioned (dvc.yaml): the cost table is verified."""
-    return f"{OUT}/benchmarks/{name}.tsv"
+    """Where `benchmark:` writes a job's wall time, CPU time, memory and I/O (caibase.layout.benchmark_path): `name`
+    is the rule's name, then the job's wildcards below it (`sft/seed{seed}`). The TSVs are git-versioned
+    (dvc.yaml): the cost table is verified."""
+    return layout.benchmark_path(OUT, name)
 
 
 def policy_eval_sets(wildcards):
@@ -107,15 +113,14 @@ def data_scale_points():
     points = []
     for seed in SEEDS:
         for pairs in SWEEP["pairs"]:
-            seed_dir = f"{OUT}/seed{seed}/dpo/{pairs}"
-            points.append({"seed": seed, "pairs": pairs, "point": "sft", "policy": "sft", "adapter": None})
+            points.append({"seed": seed, "pairs": pairs, "point": SFT, "policy": SFT, "adapter": None})
             points += [
                 {
                     "seed": seed,
                     "pairs": pairs,
                     "point": f"n{n}",
                     "policy": sweep_policy(pairs, n),
-                    "adapter": f"{seed_dir}/n{n}/adapter",
+                    "adapter": layout.adapter_dir(layout.dpo_dir(OUT, seed, pairs, n)),
                 }
                 for n in SWEEP["sizes"]
             ]
@@ -125,7 +130,7 @@ def data_scale_points():
                     "pairs": pairs,
                     "point": "full",
                     "policy": POLICY_OF_PAIRS[pairs],
-                    "adapter": f"{seed_dir}/adapter",
+                    "adapter": layout.adapter_dir(layout.dpo_dir(OUT, seed, pairs)),
                 }
             )
     return points
@@ -224,21 +229,21 @@ def policy_stages(policy):
     mirroring their inputs: its adapters (SFT, SL-CAI SFT, DPO or a sweep point's DPO), the revisions or AI-feedback
     pairs they are trained on, and the red-team responses (sampled from the SFT adapter) both come from."""
     point = parse_sweep_policy(policy)
-    pairs = point[0] if point else DPO_POLICIES.get(policy)
+    pairs = pairs_of(policy)
     stages = [("generate_eval", {"policy": policy}), ("judge", {"policy": policy})]
     if point:
         stages.append(("dpo_subsample", {"pairs": pairs, "n_pairs": point[1]}))
     elif pairs:
         stages.append(("dpo", {"pairs": pairs}))
-    if policy == "slcai":
+    if policy == SLCAI:
         stages.append(("slcai_sft", {}))
-    if policy == "slcai" or pairs == "revision":
+    if policy == SLCAI or pairs == REVISION:
         stages.append(("critique_revise", {}))
-    if pairs == "ai-feedback":
+    if pairs == AI_FEEDBACK:
         stages.append(("ai_feedback_labels", {}))
-    if policy == "slcai" or pairs:
+    if policy == SLCAI or pairs:
         stages.append(("generate_redteam", {}))
-    if policy not in ("base", "instruct_ref"):
+    if policy not in (BASE, INSTRUCT_REF):
         stages.append(("sft", {}))
     return stages
 
@@ -250,7 +255,7 @@ def upstream_benchmarks():
     (the rules it names are defined by the rule files included after this one); the instruct reference's model
     when instruct_ref is evaluated."""
     files = {rules.prepare_model.benchmark, rules.validate_judges.benchmark}
-    if "instruct_ref" in CONDITIONS:
+    if INSTRUCT_REF in CONDITIONS:
         files.add(rules.prepare_reference_model.benchmark)
     if config["feedback"]["validate"]:
         files.add(rules.validate_feedback_model.benchmark)

@@ -1,7 +1,7 @@
 use rule dpo as dpo_subsample with:
     output:
-        adapter=directory(f"{OUT}/seed{{seed}}/dpo/{{pairs}}/n{{n_pairs}}/adapter"),
-        history=f"{OUT}/seed{{seed}}/dpo/{{pairs}}/n{{n_pairs}}/history.csv",
+        adapter=directory(layout.adapter_dir(layout.dpo_dir(OUT, "{seed}", "{pairs}", "{n_pairs}"))),
+        history=layout.history_path(layout.dpo_dir(OUT, "{seed}", "{pairs}", "{n_pairs}")),
     params:
         **job_params("scripts/train_dpo.py", "model", "device", "training", "dpo"),
         n_pairs=lambda wildcards: int(wildcards.n_pairs),

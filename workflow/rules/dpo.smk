@@ -2,10 +2,10 @@ rule dpo:
     input:
         model=rules.prepare_model.output.info,
         sft_adapter=rules.sft.output.adapter,
-        pairs=f"{OUT}/seed{{seed}}/pairs/{{pairs}}.jsonl",
+        pairs=layout.pairs_path(OUT, "{seed}", "{pairs}"),
     output:
-        adapter=directory(f"{OUT}/seed{{seed}}/dpo/{{pairs}}/adapter"),
-        history=f"{OUT}/seed{{seed}}/dpo/{{pairs}}/history.csv",
+        adapter=directory(layout.adapter_dir(layout.dpo_dir(OUT, "{seed}", "{pairs}"))),
+        history=layout.history_path(layout.dpo_dir(OUT, "{seed}", "{pairs}")),
     params:
         **job_params("scripts/train_dpo.py", "model", "device", "training", "dpo", "-dpo.sweep"),
     log:

@@ -11,7 +11,7 @@ rule judge:
         responses=rules.generate_eval.output.responses,
         model=rules.prepare_model.output.info,
     output:
-        judged=f"{OUT}/seed{{seed}}/eval/{{policy}}/judged.jsonl",
+        judged=layout.judged_path(OUT, "{seed}", "{policy}"),
     params:
         **job_params(
             "scripts/judge.py",

@@ -26,8 +26,8 @@ rule ai_feedback_labels:
         model=rules.prepare_model.output.info,
         responses=rules.generate_redteam.output.responses,
     output:
-        labels=f"{OUT}/seed{{seed}}/pairs/ai-feedback.labels.jsonl",
-        pairs=f"{OUT}/seed{{seed}}/pairs/ai-feedback.jsonl",
+        labels=layout.pairs_path(OUT, "{seed}", AI_FEEDBACK, "labels"),
+        pairs=layout.pairs_path(OUT, "{seed}", AI_FEEDBACK),
     params:
         **job_params("scripts/ai_feedback_labels.py", "model", "device", "constitution"),
         feedback={key: value for key, value in config["feedback"].items() if key != "gate"},  # the gate: validation

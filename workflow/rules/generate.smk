@@ -2,16 +2,16 @@ rule generate_redteam:
     input:
         model=rules.prepare_model.output.info,
         prompts=[PROMPT_FILES["redteam_train"]],
-        adapters=[f"{OUT}/seed{{seed}}/sft/adapter"],
+        adapters=[rules.sft.output.adapter],
         splits=rules.check_prompt_splits.output.report,
     output:
-        responses=f"{OUT}/seed{{seed}}/slcai/responses.jsonl",
+        responses=layout.redteam_responses_path(OUT, "{seed}"),
     params:
         **job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
-        policy="sft",
+        policy=SFT,
         prompt_sets=["redteam_train"],
         limit=None,
-        n_samples=2 if "dpo_aif" in CONDITIONS else 1,  # AI feedback compares two samples
+        n_samples=2 if DPO_AIF in CONDITIONS else 1,  # AI feedback compares two samples
         sampling=config["generation"],
     log:
         f"{OUT}/logs/seed{{seed}}/generate_redteam.log",
@@ -35,7 +35,7 @@ rule generate_eval:
         adapters=policy_adapters,
         splits=rules.check_prompt_splits.output.report,
     output:
-        responses=f"{OUT}/seed{{seed}}/eval/{{policy}}/responses.jsonl",
+        responses=layout.responses_path(OUT, "{seed}", "{policy}"),
     params:
         **policy_job_params("scripts/generate_responses.py", "model", "device", "generation.backend"),
         policy=lambda wc: wc.policy,

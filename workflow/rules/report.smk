@@ -30,7 +30,7 @@ rule aggregate:
 PAPER = f"{OUT}/paper"
 PUBLISH_DIR = config["report"]["publish_dir"]
 PUBLISHED = f"{PUBLISH_DIR}/published.json" if PUBLISH_DIR else f"{PAPER}/published.json"
-DPO_PAIRS = [pairs for condition, pairs in (("dpo", "revision"), ("dpo_aif", "ai-feedback")) if condition in CONDITIONS]
+DPO_PAIRS = [pairs for policy, pairs in DPO_POLICIES.items() if policy in CONDITIONS]
 
 
 # What every published number is recomputed from (verify reads nothing else).
@@ -46,6 +46,13 @@ RAW_RECORDS = {
     "judge_validation": rules.validate_judges.output.records,
     "judge_canary": rules.validate_judges.output.canary,
 }
+# The same records by what they are of, for the scripts (which never take a path apart): condition -> judged records
+# per seed, pairs -> {seed label: DPO history}.
+JUDGED_OF = {condition: [layout.judged_path(OUT, seed, condition) for seed in SEEDS] for condition in CONDITIONS}
+HISTORIES_OF = {
+    pairs: {layout.seed_label(seed): layout.history_path(layout.dpo_dir(OUT, seed, pairs)) for seed in SEEDS}
+    for pairs in DPO_PAIRS
+}
 DATA_SCALE_TABLES = [rules.data_scale.output.per_seed, rules.data_scale.output.summary] if SWEEP_POLICIES else []
 
 
@@ -55,7 +62,7 @@ rule publish_numbers:
         summary=rules.aggregate.output.summary,
         paired=rules.aggregate.output.paired,
         model=rules.prepare_model.output.info,
-        reference_model=[rules.prepare_reference_model.output.info] if "instruct_ref" in CONDITIONS else [],
+        reference_model=[rules.prepare_reference_model.output.info] if INSTRUCT_REF in CONDITIONS else [],
         data_scale=DATA_SCALE_TABLES,
         judge_agreement=rules.validate_judges.output.table,
         judge_gate=rules.validate_judges.output.gate,
@@ -81,6 +88,8 @@ rule publish_numbers:
         ),
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         judged_path=lambda wildcards: str(rules.judge.output.judged),  # {seed}, {policy} filled in by the script
+        judged_of=JUDGED_OF,
+        histories_of=HISTORIES_OF,
         sweep_eval_sets=SWEEP["eval_sets"],
     log:
         f"{OUT}/logs/publish_numbers.log",
@@ -112,6 +121,7 @@ rule render_report:
         ),
     params:
         **job_params("scripts/render_report.py"),
+        histories_of=HISTORIES_OF,
     log:
         f"{OUT}/logs/render_report.log",
     container:

@@ -4,8 +4,8 @@ rule sft:
         demonstrations=PROMPT_FILES["helpful_sft"],
         splits=rules.check_prompt_splits.output.report,
     output:
-        adapter=directory(f"{OUT}/seed{{seed}}/sft/adapter"),
-        history=f"{OUT}/seed{{seed}}/sft/history.csv",
+        adapter=directory(layout.adapter_dir(layout.stage_dir(OUT, "{seed}", SFT))),
+        history=layout.history_path(layout.stage_dir(OUT, "{seed}", SFT)),
     params:
         **job_params("scripts/train_sft.py", "model", "device", "training"),
         trainer=config["sft"],

@@ -1,11 +1,11 @@
 rule critique_revise:
     input:
         model=rules.prepare_model.output.info,
-        adapters=[f"{OUT}/seed{{seed}}/sft/adapter"],
+        adapters=[rules.sft.output.adapter],
         responses=rules.generate_redteam.output.responses,
     output:
-        revisions=f"{OUT}/seed{{seed}}/slcai/revisions.jsonl",
-        summary=f"{OUT}/seed{{seed}}/slcai/degenerate.json",
+        revisions=layout.revisions_path(OUT, "{seed}"),
+        summary=f"{layout.stage_dir(OUT, '{seed}', SLCAI)}/degenerate.json",
     params:
         **job_params("scripts/critique_revise.py", "model", "device", "generation.backend", "critique", "constitution"),
     log:
@@ -25,8 +25,8 @@ rule preference_pairs:
     input:
         revisions=rules.critique_revise.output.revisions,
     output:
-        pairs=f"{OUT}/seed{{seed}}/pairs/revision.jsonl",
-        excluded=f"{OUT}/seed{{seed}}/pairs/revision.excluded.jsonl",
+        pairs=layout.pairs_path(OUT, "{seed}", REVISION),
+        excluded=layout.pairs_path(OUT, "{seed}", REVISION, "excluded"),
     params:
         **job_params("scripts/preference_pairs.py"),
     log:
@@ -43,8 +43,8 @@ rule slcai_sft:
         demonstrations=PROMPT_FILES["helpful_sft"],
         revisions=rules.critique_revise.output.revisions,
     output:
-        adapter=directory(f"{OUT}/seed{{seed}}/slcai/adapter"),
-        history=f"{OUT}/seed{{seed}}/slcai/history.csv",
+        adapter=directory(layout.adapter_dir(layout.stage_dir(OUT, "{seed}", SLCAI))),
+        history=layout.history_path(layout.stage_dir(OUT, "{seed}", SLCAI)),
     params:
         **job_params("scripts/train_sft.py", "model", "device", "training"),
         trainer=config["slcai_sft"],
