@@ -148,3 +148,7 @@ def test_seed_yaml_dry_run_plans_the_study(data_mirror):
     assert "'borderline': 8" in out and "'benign': 8" in out
     assert "redteam_train=25, jailbreak=12" in out  # held_out by default
     assert "seed_prompt_set" in out and "dpo_subsample" in out
+    # the judges ask with the study's judge prompts: its files, sha256-checked, are inputs of their jobs
+    judge_inputs = [line for line in out.splitlines() if line.strip().startswith("input:") and "judged" not in line
+                    and ("eval/dpo/responses.jsonl" in line or "judge_labels" in line)]
+    assert judge_inputs and all(str(data_mirror / "seed-repo/src/evaluation.py") in line for line in judge_inputs)

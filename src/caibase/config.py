@@ -14,6 +14,8 @@ from caibase.base_model import InstructModelError, check_config_model
 from caibase.constitution import SOURCE_CONSTITUTIONS, ConstitutionError, load_constitution
 from caibase.prompts import PromptSetError, load_prompt_set
 from caibase.seed2025 import PROMPT_SETS as SEED_PROMPT_SETS
+from caibase.seed2025 import SeedSourceError
+from caibase.seed2025 import judge_template_name as seed_judge_template
 from caibase.seed2025 import parse_spec as seed_prompt_set
 from caibase.vocabulary import AI_FEEDBACK, DPO_AIF, INSTRUCT_REF, SCORED_SETS
 
@@ -189,17 +191,31 @@ def stage_resources(config: dict, stage: str, schema_path: Path = SCHEMA) -> dic
 
 
 def check_evaluation(config: dict, base_dir: Path = REPO_ROOT) -> None:
-    """Judges fit their tasks, instruct_ref has an instruct reference model, and the labeled judge-validation files
-    are well formed, with distinct names; one whose items are drawn but whose label passes are not merged yet
-    (PendingLabelsError) passes here and fails the rule validate_judges. (A per-set limit for a set the config does
-    not evaluate is ignored.)"""
+    """Judges fit their tasks (the seed-2025 judge prompts: an openai judge, and a study prompt for each task),
+    instruct_ref has an instruct reference model, and the labeled judge-validation files are well formed, with
+    distinct names; one whose items are drawn but whose label passes are not merged yet (PendingLabelsError)
+    passes here and fails the rule validate_judges. (A per-set limit for a set the config does not evaluate is
+    ignored.)"""
     from caibase.judge_validation import LabeledFileError, PendingLabelsError, load_labeled
+    from caibase.judges import OpenAIJudge
 
     evaluation, prompts = config["evaluation"], config["prompts"]
     score_judge = evaluation.get("score_judge")
     if score_judge and score_judge["backend"] == "refusal-strings":
         raise ConfigError("config key evaluation.score_judge.backend: refusal-strings cannot rate 1-5; "
                           "use hf or openai")
+    for key in ("judge", "score_judge"):
+        judge = evaluation.get(key) or {}
+        if judge.get("prompts") != "seed-2025":
+            continue
+        if judge["backend"] != OpenAIJudge.backend:
+            raise ConfigError(f"config key evaluation.{key}.prompts: the study's judge prompts are answered in "
+                              f"several lines that only the openai backend reads, not {judge['backend']}")
+        for task in OpenAIJudge.tasks:
+            try:
+                seed_judge_template(task)
+            except SeedSourceError as err:
+                raise ConfigError(f"config key evaluation.{key}.prompts: {err}") from None
     scored = [name for name in SCORED_SETS if name in prompts["eval"]]
     if scored and not score_judge:
         raise ConfigError(f"config key evaluation.score_judge is required for the eval sets {scored}")

@@ -12,7 +12,9 @@
 
 Tasks: `refusal` (REFUSAL / COMPLIANCE), `helpfulness` and `style` (a score 1-5). Each task has a versioned prompt
 template in `caibase/data/judge_templates/`; its sha256 is stored with every judged item, and judged items are
-cached by (item, judge, template) so a rerun does not judge them again.
+cached by (item, judge, template) so a rerun does not judge them again. An `openai` judge with `prompts: seed-2025`
+renders the replicated study's judge prompts instead (fetched and sha256-checked, never copied here) and reads its
+replies as the study did (caibase.seed2025.read_judge_reply).
 
 A judge failure (`parse_error`, `api_error`) is a status, never a label: it counts as neither safe nor unsafe.
 Degenerate responses (empty, leaked special tokens, loops, echoes) are not judged: `skipped_degenerate`.
@@ -35,8 +37,10 @@ from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
+from caibase import seed2025
 from caibase.artifacts import sha256_text
 from caibase.prompts import chat_prompt, normalize
+from caibase.seed2025 import SEED_2025
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +69,26 @@ def load_template(task: str) -> str:
     return files("caibase.data").joinpath("judge_templates", TEMPLATES[task]).read_text(encoding="utf-8")
 
 
+def load_templates(prompts: str, tasks: Sequence[str]) -> dict[str, str]:
+    """Each task's judge prompt template: caibase's own, or (`seed-2025`) the replicated study's, from its files
+    fetched at the pinned commit and checked by sha256 (caibase.seed2025)."""
+    if prompts == SEED_2025:
+        study = seed2025.load_study()
+        return {task: study.templates[seed2025.judge_template_name(task)] for task in tasks}
+    return {task: load_template(task) for task in tasks}
+
+
 def verdict(task: str, label: str | None, status: str = "ok", raw: str | None = None, **extra) -> dict:
-    """The judged fields of one record. `refused`/`attack_success` (refusal task) and `score` (1-5 tasks) are None
-    unless status is ok."""
+    """The judged fields of one record. `refused`/`attack_success` (refusal task) and `score` (1-5 tasks; a
+    fractional label such as `3.4` is a float) are None unless status is ok. `extra` comes last: a judge whose
+    reply states attack success apart from refusal (the seed-2025 prompts) passes `attack_success`."""
     ok = status == "ok" and label is not None
     refusal = task == "refusal"
     return {
         "label": label if ok else None, "status": status, "raw_judge_output": raw,
         "refused": (label == "refusal") if ok and refusal else None,
         "attack_success": (label == "compliance") if ok and refusal else None,
-        "score": int(label) if ok and not refusal else None, **extra,
+        "score": (int(label) if label.isdigit() else float(label)) if ok and not refusal else None, **extra,
     }
 
 
@@ -98,9 +112,15 @@ class Judge:
     backend = ""
     is_proxy = False
     tasks: tuple[str, ...] = tuple(TEMPLATES)
+    prompt_sets: tuple[str, ...] = ("caibase",)  # the judge prompts (config key `prompts`) the backend can read
 
     def __init__(self, cfg: dict | None = None):
-        self.templates = {task: load_template(task) for task in self.tasks}
+        self.prompts = (cfg or {}).get("prompts", "caibase")
+        if self.prompts not in self.prompt_sets:
+            raise ValueError(f"judge prompts {self.prompts!r} (config key evaluation.judge.prompts or "
+                             f"evaluation.score_judge.prompts): the {self.backend} backend reads only "
+                             f"{', '.join(self.prompt_sets)}")
+        self.templates = load_templates(self.prompts, self.tasks)
         self.name, self.model = self.backend, None
 
     def settings(self) -> dict:
@@ -111,8 +131,11 @@ class Judge:
         return sha256_text(self.templates[task])
 
     def render(self, task: str, item: dict) -> str:
-        return self.templates[task].format(prompt=item["prompt"], response=item["response"],
-                                           style=(item.get("style") or "as asked").replace("_", " "))
+        fields = {"prompt": item["prompt"], "response": item["response"],
+                  "style": (item.get("style") or "as asked").replace("_", " ")}
+        if self.prompts == SEED_2025 and task == "style":
+            fields |= seed2025.style_judge_fields(item["prompt"], item.get("style"))
+        return self.templates[task].format(**fields)
 
     def check_task(self, task: str) -> None:
         if task not in self.tasks:
@@ -262,14 +285,17 @@ def is_transient(err: BaseException) -> bool:
 class OpenAIJudge(Judge):
     """Chat-completions judge for any OpenAI-compatible server. Transient failures are retried `max_retries` times
     with exponential backoff (`retry_wait_s`, doubling, at most `retry_max_wait_s`, via tenacity); a call that
-    still fails is an `api_error`, a reply without a label a `parse_error`."""
+    still fails is an `api_error`, a reply without a label a `parse_error`. With `prompts: seed-2025` it asks with
+    the study's judge prompts, with the study's `max_tokens` per task (its replies are several lines), and reads
+    the replies as the study did; its name says so."""
 
     backend = "openai"
+    prompt_sets = ("caibase", SEED_2025)
 
     def __init__(self, cfg: dict, model_dir=None):
         super().__init__(cfg)
         self.model = cfg["model"]
-        self.name = f"openai:{self.model}"
+        self.name = f"openai:{self.model}" + (f":{SEED_2025}-prompts" if self.prompts == SEED_2025 else "")
         self.base_url = cfg["base_url"].rstrip("/")
         self.api_key = os.environ.get(cfg.get("api_key_env", "OPENAI_API_KEY"), "")
         self.timeout = cfg.get("timeout_s", 60)
@@ -277,14 +303,21 @@ class OpenAIJudge(Judge):
         self.retry_wait = cfg.get("retry_wait_s", 0.5)
         self.retry_max_wait = cfg.get("retry_max_wait_s", 30)
 
+    def max_tokens(self, task: str) -> int:
+        """8 for caibase's one-word or one-digit answers; the study's own for its prompts."""
+        return seed2025.JUDGE_MAX_TOKENS[task] if self.prompts == SEED_2025 else 8
+
     def settings(self) -> dict:
+        if self.prompts == SEED_2025:
+            return {"base_url": self.base_url, "temperature": 0, "prompts": SEED_2025,
+                    "max_tokens": {task: self.max_tokens(task) for task in self.tasks}}
         return {"base_url": self.base_url, "temperature": 0, "max_tokens": 8}
 
-    def _complete(self, content: str):
+    def _complete(self, content: str, max_tokens: int):
         """The reply's `content` as sent (a string, or null or a number from a broken server)."""
         body = json.dumps({
             "model": self.model, "messages": [{"role": "user", "content": content}],
-            "temperature": 0, "max_tokens": 8,
+            "temperature": 0, "max_tokens": max_tokens,
         }).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -297,7 +330,7 @@ class OpenAIJudge(Judge):
         except (ValueError, KeyError, IndexError, TypeError) as err:
             raise MalformedReply(f"{type(err).__name__}: {err} in reply {payload[:200]!r}") from None
 
-    def _complete_with_retries(self, content: str):
+    def _complete_with_retries(self, content: str, max_tokens: int):
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
         def note(state) -> None:
@@ -310,16 +343,28 @@ class OpenAIJudge(Judge):
             wait=wait_exponential(multiplier=self.retry_wait, max=self.retry_max_wait),
             sleep=lambda seconds: time.sleep(seconds), before_sleep=note, reraise=True,
         )
-        return retrying(self._complete, content)
+        return retrying(self._complete, content, max_tokens)
+
+    def read_reply(self, task: str, raw) -> dict | None:
+        """The verdict fields in a reply (`label`, and `attack_success` for the study's harmlessness prompt), or
+        None when it is malformed."""
+        if not isinstance(raw, str):
+            return None
+        if self.prompts == SEED_2025:
+            return seed2025.read_judge_reply(task, raw)
+        label = parse_label(task, raw)
+        return {"label": label} if label else None
 
     def _judge_one(self, item: dict, task: str) -> dict:
         try:
-            raw = self._complete_with_retries(self.render(task, item))
+            raw = self._complete_with_retries(self.render(task, item), self.max_tokens(task))
         except Exception as err:  # transient ones after their retries, and every other failure of the call
             return verdict(task, None, "api_error", raw=f"{type(err).__name__}: {err}")
-        label = parse_label(task, raw)
+        reading = self.read_reply(task, raw)
         raw_text = raw if isinstance(raw, str) else json.dumps(raw)
-        return verdict(task, label, "ok" if label else "parse_error", raw=raw_text)
+        if reading is None:
+            return verdict(task, None, "parse_error", raw=raw_text)
+        return verdict(task, raw=raw_text, **reading)
 
 
 BACKENDS = {judge.backend: judge for judge in (RefusalStringJudge, HFJudge, OpenAIJudge)}

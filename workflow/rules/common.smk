@@ -190,6 +190,24 @@ def seed_study_summary():
     logger.info(f"seed-2025 prompt sets of this run (prompts.seed_protocol={SEED_PROTOCOL}): {used}")
 
 
+def seed_judge_sources(wildcards):
+    """The replicated study's files when a judge asks with its prompts (`prompts: seed-2025`): fetched (mirror or
+    upstream) and sha256-checked here, inputs of the jobs that read the judge prompts from them. Where they cannot
+    be fetched yet (offline, no mirror) a dry run still plans the study, as seed_study_summary does; the jobs then
+    fetch them (sha256-checked) or fail saying why."""
+    evaluation = config["evaluation"]
+    if all((evaluation.get(key) or {}).get("prompts") != "seed-2025" for key in ("judge", "score_judge")):
+        return []
+    from caibase.seed2025 import FILES
+    from caibase.sources import SourceError, fetch
+
+    try:
+        return [str(fetch(name)) for name in FILES]
+    except SourceError as err:
+        logger.warning(f"seed-2025 judge prompts (evaluation.*.prompts): not available yet ({err})")
+        return []
+
+
 def judge_label_files(wildcards):
     """The labeled files judges are validated on (inputs: a changed file reruns the rule). One not merged from its
     label passes yet passes check_config but stops here, with how to merge it (caibase.judge_validation)."""

@@ -10,6 +10,7 @@ rule judge:
     input:
         responses=rules.generate_eval.output.responses,
         model=rules.prepare_model.output.info,
+        seed_source=seed_judge_sources,
     output:
         judged=layout.judged_path(OUT, "{seed}", "{policy}"),
     params:
@@ -42,6 +43,7 @@ rule validate_judges:
         model=rules.prepare_model.output.info,
         labeled=judge_label_files,
         canary=judge_canary_file,
+        seed_source=seed_judge_sources,
     output:
         records=f"{OUT}/judges/validation.jsonl",
         canary=f"{OUT}/judges/score_canary.jsonl",
