@@ -3,9 +3,19 @@
     snakemake --cores 1 results/embedded-cpu/checks/prompt_splits.json
 """
 
+from pathlib import Path
+
+from caibase import REPO_ROOT
 from caibase.artifacts import write_json
 from caibase.prompts import find_contamination, load_prompt_set
 from caibase.runtime import setup
+
+
+def set_entries(sets) -> dict:
+    """Each set's path (relative to the checkout, so the record is the same in any clone), split and size."""
+    return {s.name: {"path": Path(s.path).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+                     if Path(s.path).resolve().is_relative_to(REPO_ROOT.resolve()) else str(s.path),
+                     "split": s.split, "n": len(s.records)} for s in sets}
 
 
 def main(smk) -> None:
@@ -18,7 +28,7 @@ def main(smk) -> None:
                                                 hit["eval_set"], hit["eval_id"])
     if hits and allowed:
         write_json(smk.output.report, {
-            "sets": {s.name: {"path": str(s.path), "split": s.split, "n": len(s.records)} for s in sets},
+            "sets": set_entries(sets),
             "threshold": smk.params.threshold,
             "contaminated_pairs": len(hits),
             "allowed_by": allowed,
@@ -33,7 +43,7 @@ def main(smk) -> None:
             f" ~ {first['train_set']}:{first['train_id']}"
         )
     write_json(smk.output.report, {
-        "sets": {s.name: {"path": str(s.path), "split": s.split, "n": len(s.records)} for s in sets},
+        "sets": set_entries(sets),
         "threshold": smk.params.threshold,
         "contaminated_pairs": 0,
     })

@@ -5,7 +5,7 @@ import torch
 
 import caibase.models
 from caibase.forward import batch_plan, forward, left_pad, token_logprobs
-from caibase.judges import make_judge
+from caibase.judges import JudgeCache, make_judge
 from caibase.models import load_model
 
 
@@ -46,8 +46,11 @@ def test_hf_judge_loads_its_model_with_load_model_in_the_given_dtype(tiny_model_
     assert calls == [(str(tiny_model_dir), "bfloat16", "cpu")]
     assert next(judge.lm.parameters()).dtype == torch.bfloat16
     assert judge.judge("q", "I can't help with that.")["status"] == "ok"
-    make_judge({"backend": "hf"}, tiny_model_dir)
+    default = make_judge({"backend": "hf", "constrained": True}, tiny_model_dir)
     assert calls[-1] == (str(tiny_model_dir), "float32", "cpu"), "the default is today's: float32 on the CPU"
+    item = {"prompt": "q", "response": "I can't help with that."}
+    assert JudgeCache.key(judge, "refusal", item) != JudgeCache.key(default, "refusal", item), \
+        "a verdict cached in one dtype is not reused in another"
 
 
 def test_hf_judge_reads_a_plain_checkpoint_folder(tiny_model_dir):

@@ -201,7 +201,7 @@ class HFJudge(Judge):
         self.model = f"{model_id} (sha256 {info['sha256'] if info else weights_sha256(path)})"
         self.name = f"hf:{model_id}"
         self.tokenizer = load_tokenizer(path)
-        self.lm, self.device = load_model(path, dtype=dtype, device=device), device
+        self.lm, self.device, self.dtype = load_model(path, dtype=dtype, device=device), device, dtype
         self.batch_size = cfg.get("batch_size", 8)
         self.constrained = cfg.get("constrained", False)
         self.chat_template = self.tokenizer.chat_template is not None
@@ -224,7 +224,7 @@ class HFJudge(Judge):
         return tokens
 
     def settings(self) -> dict:
-        return {"constrained": self.constrained}
+        return {"constrained": self.constrained, "dtype": self.dtype}  # in the cache key: no verdict of another dtype
 
     def prompt_text(self, task: str, item: dict) -> str:
         content = self.render(task, item)
