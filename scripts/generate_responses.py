@@ -20,28 +20,13 @@ from caibase.artifacts import write_jsonl
 from caibase.backends import load_generation_model
 from caibase.config import sampling_settings
 from caibase.generation import degenerate_reason, generate, remove_shard, sample_seed, shard_identity
-from caibase.likelihood import continuation_logprobs
+from caibase.likelihood import reference_fields, reference_scores
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.prompts import RESPONSE_STOPS, chat_prompt, dialogue_prompt, head_by_category, load_prompt_set
 from caibase.provenance import stamp
 from caibase.records import ResponseRecord, check_records
 from caibase.runtime import setup
 from caibase.vocabulary import INSTRUCT_REF
-
-
-def reference_scores(model, tokenizer, records: list[dict], format_prompt, completion_prefix: str,
-                     batch_size: int) -> dict[tuple[str, str], tuple[float, int]]:
-    """(prompt set, id) -> (mean per-token log-probability, tokens) of each prompt's `reference` answer, continuing
-    `format_prompt(prompt)` as training completions do (`completion_prefix` + the stripped answer)."""
-    rows = list({(r["prompt_set"], r["id"]): r for r in records if r.get("reference")}.items())
-    scores = continuation_logprobs(model, tokenizer, [format_prompt(r["prompt"]) for _, r in rows],
-                                   [completion_prefix + r["reference"].strip() for _, r in rows], batch_size)
-    return {key: score for (key, _), score in zip(rows, scores, strict=True)}
-
-
-def reference_fields(score: tuple[float, int] | None) -> dict:
-    """A response record's reference fields: present only for prompts with a reference answer."""
-    return {} if score is None else {"reference_logprob": score[0], "reference_tokens": score[1]}
 
 
 def main(smk) -> None:

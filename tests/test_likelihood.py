@@ -10,7 +10,7 @@ import torch
 
 from caibase.judge_gate import TaskGate, metric_task, metric_validity
 from caibase.judges import RefusalStringJudge, judge_responses
-from caibase.likelihood import continuation_logprobs
+from caibase.likelihood import continuation_logprobs, reference_fields, reference_scores
 from caibase.metrics import METRIC_BY_NAME, is_rate, paired_table, per_seed, summarize
 from caibase.models import encode_prompt, load_model, load_tokenizer
 from caibase.prompts import dialogue_prompt, load_prompt_set
@@ -59,6 +59,21 @@ def test_scores_do_not_depend_on_the_batch(tiny):
         assert [m for m, _ in scores] == pytest.approx([m for m, _ in reference], abs=1e-5)
     alone = continuation_logprobs(model, tokenizer, prompts[1:2], continuations[1:2])
     assert alone[0][0] == pytest.approx(reference[1][0], abs=1e-5)
+
+
+def test_reference_scores_one_per_prompt_and_only_where_there_is_a_reference(tiny):
+    """A prompt's samples share one score (keyed by prompt set and id); the answer continues the formatted prompt
+    after the completion prefix, stripped, as SFT completions do; records without a reference get no fields."""
+    model, tokenizer = tiny
+    records = [{"prompt_set": "helpful", "id": "h1", "prompt": "How do I bake bread?", "reference": " Mix flour. ",
+                "sample": k} for k in range(2)] + [{"prompt_set": "jailbreak", "id": "j1", "prompt": "Hi"}]
+    scores = reference_scores(model, tokenizer, records, dialogue_prompt, " ", batch_size=4)
+    assert list(scores) == [("helpful", "h1")]
+    expected = continuation_logprobs(model, tokenizer, [dialogue_prompt("How do I bake bread?")], [" Mix flour."])
+    assert scores[("helpful", "h1")] == expected[0]
+    assert reference_fields(scores[("helpful", "h1")]) == {"reference_logprob": expected[0][0],
+                                                           "reference_tokens": expected[0][1]}
+    assert reference_fields(scores.get(("jailbreak", "j1"))) == {}
 
 
 def test_an_empty_continuation_is_refused(tiny):

@@ -57,3 +57,18 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
             n = len(items[i][1])
             results[i] = (logprobs[row, tail - n :].mean().item(), n)
     return results
+
+
+def reference_scores(model, tokenizer, records: list[dict], format_prompt, completion_prefix: str,
+                     batch_size: int) -> dict[tuple[str, str], tuple[float, int]]:
+    """(prompt set, id) -> (mean per-token log-probability, tokens) of each prompt's `reference` answer, continuing
+    `format_prompt(prompt)` as training completions do (`completion_prefix` + the stripped answer)."""
+    rows = list({(r["prompt_set"], r["id"]): r for r in records if r.get("reference")}.items())
+    scores = continuation_logprobs(model, tokenizer, [format_prompt(r["prompt"]) for _, r in rows],
+                                   [completion_prefix + r["reference"].strip() for _, r in rows], batch_size)
+    return {key: score for (key, _), score in zip(rows, scores, strict=True)}
+
+
+def reference_fields(score: tuple[float, int] | None) -> dict:
+    """A response record's reference fields: present only for prompts with a reference answer."""
+    return {} if score is None else {"reference_logprob": score[0], "reference_tokens": score[1]}
