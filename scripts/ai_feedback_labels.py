@@ -26,7 +26,7 @@ from caibase.feedback import (
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.prompts import dialogue_prompt
 from caibase.provenance import REPO_ROOT, stamp
-from caibase.records import PairRecord, check_records
+from caibase.records import FeedbackLabelRecord, PairRecord, check_records
 from caibase.runtime import setup
 from caibase.vocabulary import AI_FEEDBACK
 
@@ -59,7 +59,8 @@ def main(smk) -> None:
     log.info("%d labels, %d position-inconsistent; feedback.position_inconsistent: %s dropped %d, %d pairs",
              counts["total"], counts["position_inconsistent"], counts["rule"], counts["dropped"], counts["kept"])
     provenance = stamp(config, load_model_info(model_dir), seed)
-    write_jsonl(smk.output.labels, ({**label, "provenance": provenance} for label in labels))
+    write_jsonl(smk.output.labels, check_records(({**label, "provenance": provenance} for label in labels),
+                                                 FeedbackLabelRecord))
     pairs = soft_label_pairs(labels, dialogue_prompt)
     write_jsonl(smk.output.pairs, check_records(
         ({**pair, "source": AI_FEEDBACK, "provenance": provenance} for pair in pairs), PairRecord))

@@ -14,6 +14,7 @@ from caibase.critique import critique_and_revise, degenerate_summary
 from caibase.generation import shard_identity
 from caibase.models import load_model_info, load_tokenizer
 from caibase.provenance import REPO_ROOT, stamp
+from caibase.records import RevisionRecord, check_records
 from caibase.runtime import setup
 
 
@@ -43,12 +44,12 @@ def main(smk) -> None:
             f"{summary['rounds']}"
         )
     provenance = stamp(config, load_model_info(model_dir), seed)
-    write_jsonl(smk.output.revisions, (
+    write_jsonl(smk.output.revisions, check_records((
         {**record, "seed": seed, "constitution": constitution.name,
          "generation": {**critique_cfg["sampling"], "backend": backend},
          "provenance": provenance}
         for record in records
-    ))
+    ), RevisionRecord))
     write_json(smk.output.summary, {**summary, "seed": seed, "provenance": provenance})
     shutil.rmtree(shards)
     log.info("%d prompts critiqued and revised for %d rounds", len(records), critique_cfg["rounds"])

@@ -5,7 +5,7 @@
 
 from caibase.artifacts import read_jsonl, write_jsonl
 from caibase.critique import preference_pairs
-from caibase.records import PairRecord, check_records
+from caibase.records import ExcludedPairRecord, PairRecord, check_records
 from caibase.runtime import setup
 from caibase.vocabulary import REVISION
 
@@ -19,7 +19,7 @@ def main(smk) -> None:
     provenance = records[0]["provenance"]
     write_jsonl(smk.output.pairs, check_records(
         ({**pair, "source": REVISION, "provenance": provenance} for pair in pairs), PairRecord))
-    write_jsonl(smk.output.excluded, excluded)
+    write_jsonl(smk.output.excluded, check_records(excluded, ExcludedPairRecord))
     log.info("%d pairs, %d excluded", len(pairs), len(excluded))
 
 

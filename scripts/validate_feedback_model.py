@@ -15,6 +15,7 @@ from caibase.feedback_gate import FeedbackGateError, as_record, enforce, feedbac
 from caibase.metrics import validation_summary
 from caibase.models import load_model, load_model_info, load_tokenizer
 from caibase.provenance import REPO_ROOT, stamp
+from caibase.records import FeedbackValidationRecord, check_records
 from caibase.runtime import setup
 from caibase.sources import hh_rlhf_harmless_rows, hhh_rows
 
@@ -33,8 +34,10 @@ def main(smk) -> None:
     hh_rlhf = score_labeled_pairs(model, tokenizer, pairs, constitution,
                                   fewshot_prefix(constitution, feedback["fewshot_examples"]),
                                   batch_size=feedback["batch_size"])
-    write_jsonl(smk.output.hhh, ({**r, "dataset": f"hhh-{feedback['hhh_sample']}"} for r in hhh))
-    write_jsonl(smk.output.hh_rlhf, ({**r, "dataset": "hh-rlhf-harmless-base"} for r in hh_rlhf))
+    write_jsonl(smk.output.hhh, check_records(({**r, "dataset": f"hhh-{feedback['hhh_sample']}"} for r in hhh),
+                                              FeedbackValidationRecord))
+    write_jsonl(smk.output.hh_rlhf, check_records(({**r, "dataset": "hh-rlhf-harmless-base"} for r in hh_rlhf),
+                                                  FeedbackValidationRecord))
     summary = {
         "feedback_model": "prepared model, no adapters",
         "hhh": {"sample": feedback["hhh_sample"], **validation_summary(hhh)},

@@ -23,6 +23,7 @@ from caibase.judge_validation import (
     validate_judge,
 )
 from caibase.judges import JudgeCache, JudgeStageError, make_judge
+from caibase.records import CanaryRecord, JudgeValidationRecord, check_records
 from caibase.runtime import setup
 from caibase.sources import hh_rlhf_harmless_rows
 
@@ -58,8 +59,8 @@ def main(smk) -> None:
     gates = gates_from_records(records, canary_records, {
         REFUSAL_TASK: refusal_judge.name, **({task: score_judge.name for task in SCORE_TASKS}
                                              if smk.params.score_judge else {})}, list(labeled))
-    write_jsonl(smk.output.records, records)
-    write_jsonl(smk.output.canary, canary_records)
+    write_jsonl(smk.output.records, check_records(records, JudgeValidationRecord))
+    write_jsonl(smk.output.canary, check_records(canary_records, CanaryRecord))
     write_csv(pd.DataFrame(rows), smk.output.table)
     write_json(smk.output.gate, {"on_fail": smk.params.gate["on_fail"], "gates": as_record(gates)})
     for task, gate in gates.items():

@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_records import KINDS, check_run_records
 
 from caibase.artifacts import write_manifest
 from caibase.metrics import METRIC_BY_NAME, is_rate
+from caibase.records import ExcludedPairRecord
 from caibase.report import shown_metrics
 
 from conftest import REPO, load_config, snakemake_bin
@@ -206,6 +208,14 @@ def test_smoke_run_validates_the_feedback_model(smoke_run):
     assert 0 <= low <= summary["hhh"]["accuracy"] <= high <= 1
     assert sum(b["n"] for b in summary["hhh"]["calibration"]) == 100
     assert summary["hh_rlhf_harmless_base"]["n"] == config["feedback"]["hh_rlhf_pairs"]
+
+
+@pytest.mark.parametrize("pattern", KINDS)
+def test_smoke_run_records_fit_their_types(smoke_run, pattern):
+    """Every record kind the run writes fits its type in caibase.records, and the type names every field."""
+    out, _ = smoke_run
+    n = check_run_records(out, pattern)
+    assert n > 0 or KINDS[pattern] is ExcludedPairRecord  # the smoke run's revision pairs may all be usable
 
 
 def test_smoke_run_summary_table(smoke_run):
