@@ -48,6 +48,28 @@ def test_hf_judge_reads_labels_from_first_token_probabilities(hf_judges, tiny_mo
     assert [v["score"] for v in one_by_one] == [v["score"] for v in constrained.judge_many(ITEMS[:3], "helpfulness")]
 
 
+def test_hf_judge_labels_are_those_of_full_prompts(hf_judges):
+    """The instructions the prompts share, run once per batch, leave every verdict as running each prompt in full."""
+    from caibase.forward import MIN_SHARED, common_prefix
+    from caibase.models import encode_prompt
+
+    _, constrained = hf_judges
+    items = [{"prompt": f"Question {i}?", "response": "An answer " + "and more " * i} for i in range(7)]
+    for task in ("refusal", "helpfulness"):
+        encoded = [encode_prompt(constrained.tokenizer, constrained.prompt_text(task, it)) for it in items]
+        assert common_prefix(encoded) >= MIN_SHARED
+        full = constrained.judge_many(items, task)
+        constrained.shared_prefix = True
+        try:
+            shared = constrained.judge_many(items, task)
+        finally:
+            constrained.shared_prefix = False
+        for v, w in zip(shared, full, strict=True):
+            assert (v["label"], v["score"], v["raw_judge_output"]) == (w["label"], w["score"], w["raw_judge_output"])
+            for label, p in v["label_probs"].items():
+                assert p == pytest.approx(w["label_probs"][label], abs=1e-4)
+
+
 def test_hf_judge_malformed_output_is_a_parse_error(hf_judges):
     """Unconstrained, a random model's greedy token is not a label: a parse_error that carries no label."""
     free, _ = hf_judges

@@ -45,6 +45,26 @@ def test_batched_option_logprobs_match_unpadded_passes(tiny):
         assert lp_b == pytest.approx(single_logprob(model, tokenizer, prompt, " (B)"), abs=1e-4)
 
 
+def test_shared_prefix_option_logprobs_equal_full_prompts(tiny, repo):
+    """The few-shot prefix run once per batch gives each prompt's option log-probs as running it in full, also
+    for a prompt scored alone."""
+    from caibase.feedback import fewshot_prefix
+    from caibase.forward import MIN_SHARED, common_prefix
+
+    model, tokenizer = tiny
+    prefix = fewshot_prefix(load_constitution("constitution", repo), 1)
+    prompts = [prefix + comparison_prompt(f"Human: question {i}" + " more" * i, "Choose the kinder reply.",
+                                          "Hello!" * (i + 1), "Go away.") for i in range(5)]
+    prompts += [swap_options(p) for p in prompts]
+    assert common_prefix([encode_prompt(tokenizer, p) for p in prompts]) >= MIN_SHARED
+    shared = option_logprobs(model, tokenizer, prompts, batch_size=4)
+    full = option_logprobs(model, tokenizer, prompts, batch_size=4, shared_prefix=False)
+    for (a, b), (a_full, b_full) in zip(shared, full, strict=True):
+        assert a == pytest.approx(a_full, abs=1e-4) and b == pytest.approx(b_full, abs=1e-4)
+    alone = option_logprobs(model, tokenizer, prompts[3:4], batch_size=4)[0]
+    assert alone == pytest.approx(shared[3], abs=1e-4)
+
+
 def test_soft_labels_sum_to_one_and_average_both_orders(tiny, repo):
     model, tokenizer = tiny
     constitution = load_constitution("constitution", repo)

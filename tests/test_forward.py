@@ -4,7 +4,7 @@ each row's first real token), and the hf judge's model loaded by caibase.models.
 import torch
 
 import caibase.models
-from caibase.forward import batch_plan, forward, left_pad, token_logprobs
+from caibase.forward import batch_plan, common_prefix, forward, forward_shared, left_pad, token_logprobs
 from caibase.judges import JudgeCache, make_judge
 from caibase.models import load_model
 
@@ -32,6 +32,41 @@ def test_a_padded_row_scores_as_it_does_alone(tiny_model_dir):
                           atol=1e-5)
     expected = torch.log_softmax(alone[0, -1], dim=-1)[7]
     assert token_logprobs(alone[:, -1:], torch.tensor([[7]])).item() == expected.item()
+
+
+PREFIX = [1] + list(range(40, 70))  # BOS and 30 tokens every row begins with
+RAGGED = [PREFIX + [80, 81, 82, 83, 84], PREFIX + [90], PREFIX + [95, 96, 97], PREFIX]
+
+
+def test_common_prefix_is_the_longest_shared_beginning():
+    assert common_prefix(RAGGED) == len(PREFIX)
+    assert common_prefix([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix([[5], [6]]) == 0
+
+
+def test_shared_prefix_logits_equal_the_full_forward(tiny_model_dir):
+    """Prefix run once, its cache repeated, the rests padded between prefix and rest: each row's logits over its
+    rest are those of the full left-padded forward."""
+    model = load_model(tiny_model_dir)
+    full = forward(model, left_pad(RAGGED, pad_id=0)).logits
+    out, batch = forward_shared(model, RAGGED, pad_id=0, keep=1)
+    shared = len(PREFIX) - 1  # the last token of the shortest row stays in its rest
+    assert batch.input_ids.shape[1] == max(map(len, RAGGED)) - shared
+    assert batch.attention_mask.shape[1] == shared + batch.input_ids.shape[1]
+    for r, row in enumerate(RAGGED):
+        n = len(row) - shared
+        assert torch.allclose(out.logits[r, -n:], full[r, -n:], atol=1e-4)
+        alone, _ = forward_shared(model, [row], pad_id=0, keep=n)
+        assert torch.allclose(out.logits[r, -n:], alone.logits[0, -n:], atol=1e-4), "a row alone as in a batch"
+
+
+def test_a_short_common_prefix_runs_the_full_forward(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    rows = [[1, 40, 41, 42, 43], [1, 50, 51]]
+    out, batch = forward_shared(model, rows, pad_id=0)
+    padded = left_pad(rows, pad_id=0)
+    assert torch.equal(batch.input_ids, padded.input_ids) and torch.equal(batch.attention_mask, padded.attention_mask)
+    assert torch.equal(out.logits, forward(model, padded).logits)
 
 
 def test_hf_judge_loads_its_model_with_load_model_in_the_given_dtype(tiny_model_dir, monkeypatch):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from caibase.constitution import Constitution
-from caibase.forward import Batch, batch_plan, forward, left_pad, token_logprobs
+from caibase.forward import MIN_SHARED, Batch, batch_plan, forward, forward_shared, token_logprobs
 from caibase.generation import GenerationSettings, generate, sample_seed
 from caibase.models import encode_continuation, encode_prompt
 
@@ -77,21 +77,24 @@ def fewshot_prefix(constitution: Constitution, n_examples: int) -> str:
     return "".join(blocks)
 
 
-def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 8) -> list[tuple[float, float]]:
+def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 8,
+                    shared_prefix: bool = True) -> list[tuple[float, float]]:
     """log P(" (A)" | prompt) and log P(" (B)" | prompt) for each prompt, by teacher forcing (no sampling).
 
     One forward pass covers the prompt and option A; option B shares A's tokens up to where they differ, so only
-    its remaining tokens are run, on A's KV cache cut back to that point.
+    its remaining tokens are run, on A's KV cache cut back to that point. With `shared_prefix`, the token prefix
+    a batch's prompts share (the few-shot examples, the header) is run once per batch (`forward_shared`).
     """
     option_a, option_b = (encode_continuation(tokenizer, option) for option in OPTIONS)
     split = next(k for k, (x, y) in enumerate(zip(option_a, option_b)) if x != y)  # first differing token
     encoded = [encode_prompt(tokenizer, prompt) + option_a for prompt in prompts]  # prompt as SFT/DPO tokenize it
     scores: list[tuple[float, float]] = [(0.0, 0.0)] * len(prompts)
     device = next(model.parameters()).device
+    min_shared = MIN_SHARED if shared_prefix else math.inf
     for rows in batch_plan([len(ids) for ids in encoded], batch_size):
-        batch = left_pad([encoded[i] for i in rows], tokenizer.pad_token_id, device)
+        out, batch = forward_shared(model, [encoded[i] for i in rows], tokenizer.pad_token_id, device,
+                                    keep=len(option_a) + 1, min_shared=min_shared, use_cache=True)
         first = batch.input_ids.shape[1] - len(option_a)  # index of A's first token
-        out = forward(model, batch, use_cache=True)
         logits = out.logits[:, first - 1 : -1]  # the positions that predict A's tokens (and B's up to its split)
         lp_a = _total(token_logprobs(logits, torch.tensor([option_a] * len(rows), device=device)))
         lp_b = _total(token_logprobs(logits[:, : split + 1],
@@ -101,7 +104,8 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 
             cache = out.cache
             cache.crop(-(len(option_a) - split))  # keep the prompt and the shared option tokens
             tail = torch.tensor([option_b[split:]] * len(rows), device=device)
-            mask = torch.cat([batch.attention_mask[:, : first + split], torch.ones_like(tail)], dim=1)
+            kept = batch.attention_mask.shape[1] - (len(option_a) - split)  # the mask spans the whole cache
+            mask = torch.cat([batch.attention_mask[:, :kept], torch.ones_like(tail)], dim=1)
             positions = batch.position_ids[:, first + split - 1 : first + split] + 1 + torch.arange(
                 tail.shape[1], device=device)
             tail_batch = Batch(tail, mask, positions)

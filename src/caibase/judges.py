@@ -28,6 +28,7 @@ import hashlib
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -183,9 +184,12 @@ class HFJudge(Judge):
     """A local causal LM judge: chat template applied, one forward pass per batch, the label read from the
     next-token distribution restricted to the allowed labels' first tokens (case and leading-space variants).
     The model (`model_path`, else the run's prepared model) is loaded by `caibase.models.load_model` in `dtype` on
-    `device` (the scripts pass the run's `model.dtype` and `device`)."""
+    `device` (the scripts pass the run's `model.dtype` and `device`). `shared_prefix = True` runs the instructions
+    a batch's prompts begin with once (`caibase.forward.forward_shared`); off, as it saved only 1.15x CPU time on
+    the default score judge (benchmarks/bench_scoring.py), where the rubric follows the item."""
 
     backend = "hf"
+    shared_prefix = False
 
     def __init__(self, cfg: dict, model_dir: str | os.PathLike | None = None, dtype: str = "float32",
                  device: str = "cpu"):
@@ -233,7 +237,7 @@ class HFJudge(Judge):
     def judge_many(self, items: Sequence[dict], task: str = "refusal") -> list[dict]:
         import torch
 
-        from caibase.forward import batch_plan, forward, left_pad
+        from caibase.forward import MIN_SHARED, batch_plan, forward_shared
         from caibase.models import encode_prompt
 
         self.check_task(task)
@@ -250,8 +254,9 @@ class HFJudge(Judge):
         labels = TASK_LABELS[task]
         for planned in batch_plan([len(encoded[i]) for i in todo], self.batch_size):
             rows = [todo[k] for k in planned]
-            batch = left_pad([encoded[i] for i in rows], self.tokenizer.pad_token_id, self.device)
-            logits = forward(self.lm, batch).logits[:, -1].float()  # the next token after each prompt
+            out, _ = forward_shared(self.lm, [encoded[i] for i in rows], self.tokenizer.pad_token_id, self.device,
+                                    min_shared=MIN_SHARED if self.shared_prefix else math.inf)
+            logits = out.logits[:, -1].float()  # the next token after each prompt
             probs = torch.softmax(logits, dim=-1)
             for row, i in enumerate(rows):
                 mass = {label: float(probs[row, self.label_tokens[task][label]].sum()) for label in labels}
