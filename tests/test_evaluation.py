@@ -58,12 +58,12 @@ def test_hf_judge_labels_are_those_of_full_prompts(hf_judges):
     for task in ("refusal", "helpfulness"):
         encoded = [encode_prompt(constrained.tokenizer, constrained.prompt_text(task, it)) for it in items]
         assert common_prefix(encoded) >= MIN_SHARED
-        full = constrained.judge_many(items, task)
-        constrained.shared_prefix = True
+        shared = constrained.judge_many(items, task)  # the default
+        constrained.shared_prefix = False
         try:
-            shared = constrained.judge_many(items, task)
+            full = constrained.judge_many(items, task)
         finally:
-            constrained.shared_prefix = False
+            constrained.shared_prefix = True
         for v, w in zip(shared, full, strict=True):
             assert (v["label"], v["score"], v["raw_judge_output"]) == (w["label"], w["score"], w["raw_judge_output"])
             for label, p in v["label_probs"].items():

@@ -184,12 +184,13 @@ class HFJudge(Judge):
     """A local causal LM judge: chat template applied, one forward pass per batch, the label read from the
     next-token distribution restricted to the allowed labels' first tokens (case and leading-space variants).
     The model (`model_path`, else the run's prepared model) is loaded by `caibase.models.load_model` in `dtype` on
-    `device` (the scripts pass the run's `model.dtype` and `device`). `shared_prefix = True` runs the instructions
-    a batch's prompts begin with once (`caibase.forward.forward_shared`); off, as it saved only 1.15x CPU time on
-    the default score judge (benchmarks/bench_scoring.py), where the rubric follows the item."""
+    `device` (the scripts pass the run's `model.dtype` and `device`). The instructions a batch's prompts begin with
+    run once (`caibase.forward.forward_shared`; 1.15x less CPU time on the default score judge, the rubric follows
+    the item: benchmarks/bench_scoring.py); `shared_prefix = False` runs each prompt in full (the benchmark's
+    baseline)."""
 
     backend = "hf"
-    shared_prefix = False
+    shared_prefix = True
 
     def __init__(self, cfg: dict, model_dir: str | os.PathLike | None = None, dtype: str = "float32",
                  device: str = "cpu"):
