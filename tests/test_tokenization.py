@@ -71,6 +71,26 @@ def unpadded(input_ids, attention_mask) -> list[list[int]]:
             zip(input_ids, attention_mask, strict=True)]
 
 
+class Contexts:
+    """The token ids each row of a model's calls conditions on. A call without `cache` starts the rows afresh; a call
+    with one continues them (a one-row prefix repeated over the rows, as caibase.forward.forward_shared runs a batch's
+    shared prefix): its mask spans the cached tokens too, so only its last columns belong to its own ids."""
+
+    def __init__(self):
+        self.rows: list[list[int]] = []
+        self.seen: list[list[list[int]]] = []  # the rows after each call
+
+    def record(self, kwargs) -> None:
+        ids = kwargs["input_ids"]
+        new = unpadded(ids, kwargs["attention_mask"][:, -ids.shape[1]:])
+        if kwargs.get("cache") is None:
+            self.rows = new
+        else:
+            base = self.rows * len(new) if len(self.rows) == 1 else self.rows
+            self.rows = [old + more for old, more in zip(base, new, strict=True)]
+        self.seen.append([list(row) for row in self.rows])
+
+
 def test_tiny_tokenizer_adds_one_bos_like_llama3(tiny):
     _, tokenizer = tiny
     assert tokenizer.bos_token == "<|begin_of_text|>" and tokenizer.bos_token_id != tokenizer.eos_token_id
@@ -123,8 +143,9 @@ def test_vllm_backend_gets_the_trained_ids(tiny, trained_ids):
 
 
 def test_feedback_scoring_conditions_on_the_trained_ids(tiny, trained_ids):
+    """The prompt and option A, whether run in one pass or as a shared prefix and the rest on its cache."""
     model, tokenizer = tiny
-    seen = []
+    contexts = Contexts()
 
     class Recording(torch.nn.Module):
         def __init__(self):
@@ -132,23 +153,23 @@ def test_feedback_scoring_conditions_on_the_trained_ids(tiny, trained_ids):
             self.inner = model
 
         def forward(self, **kwargs):
-            if "cache" not in kwargs:  # the first pass: prompt + option A
-                seen.extend(unpadded(kwargs["input_ids"], kwargs["attention_mask"]))
+            contexts.record(kwargs)
             return self.inner(**kwargs)
 
     option_a = encode_continuation(tokenizer, " (A)")
     prompt = PROMPTS[2]
     option_logprobs(Recording(), tokenizer, [prompt])
-    assert seen == [trained_ids[prompt] + option_a]
+    assert [trained_ids[prompt] + option_a] in contexts.seen
 
 
 def test_hf_judge_conditions_on_the_trained_ids(tiny_model_dir, trained_ids):
+    """The judge's prompt, whether run in one pass or as a shared prefix and the rest on its cache."""
     judge = make_judge({"backend": "hf"}, tiny_model_dir)
-    seen = []
+    contexts = Contexts()
     real = judge.lm
 
     def recording(**kwargs):
-        seen.extend(unpadded(kwargs["input_ids"], kwargs["attention_mask"]))
+        contexts.record(kwargs)
         return real(**kwargs)
 
     judge.lm = recording
@@ -156,7 +177,7 @@ def test_hf_judge_conditions_on_the_trained_ids(tiny_model_dir, trained_ids):
              "helpfulness": {"prompt": "Bake bread?", "response": "Mix flour, let it rise."}}
     for task, item in items.items():
         judge.judge_many([item], task=task)
-    assert seen == [trained_ids[judge.prompt_text(task, item)] for task, item in items.items()]
+        assert contexts.seen[-1] == [trained_ids[judge.prompt_text(task, item)]], task
 
 
 def test_chat_template_prompt_keeps_its_own_single_bos(tiny):
