@@ -20,7 +20,7 @@ export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
 DEPS_STAMP    := $(VENV)/.caibase-deps
 
-.PHONY: all deps venv run test verify style lint dry-run lock lock-torch clean-venv push pull
+.PHONY: all deps venv run test verify compare style lint dry-run lock lock-torch clean-venv push pull
 
 all: test
 
@@ -53,6 +53,12 @@ test: $(STAMP)
 # verify rule is allowed, so pulled artifacts are used as they are and nothing upstream is rerun.
 verify: $(STAMP)
 	$(BIN)/snakemake verify --cores 1 --allowed-rules verify --forcerun verify --configfile $(CONFIG)
+
+# After a rerun (`make run` on your machine): its numbers against the published ones as committed (git HEAD), each
+# identical, the same to the digits shown, inside the published 95% interval, or different; the changed conclusions;
+# the full comparison in results/<run_name>/paper/reproduction.json (src/caibase/reproduce.py).
+compare: $(STAMP)
+	$(BIN)/python -m caibase.reproduce --configfile $(CONFIG) --published-rev HEAD
 
 # The style gate (.ci/run runs it before the tests): ruff check over the Python code and snakefmt --check over the
 # Snakefile and workflow/rules/*.smk, both configured in pyproject.toml and pinned in requirements.lock (lint extra).

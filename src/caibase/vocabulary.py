@@ -34,7 +34,7 @@ POLICY_OF_PAIRS = {pairs: policy for policy, pairs in DPO_POLICIES.items()}
 _SWEEP_POINT = re.compile(rf"({'|'.join(DPO_POLICIES)})_n(\d+)")
 
 # Snakemake wildcard constraints (common.smk): every policy name, sweep points included, and every pair kind.
-POLICY_PATTERN = "|".join((BASE, SFT, SLCAI, DPO, DPO_AIF, INSTRUCT_REF)) + r"|dpo(_aif)?_n\d+"
+POLICY_PATTERN = "|".join((*POLICIES, _SWEEP_POINT.pattern))
 PAIRS_PATTERN = "|".join(PAIR_KINDS)
 
 
