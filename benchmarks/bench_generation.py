@@ -202,6 +202,26 @@ def kl_to_reference(reference, model, tokenizer, prompts, texts, batch_size: int
     return total / count
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
+
+
+def cpu_description() -> dict:
+    """The CPU the numbers were measured on: its model name, the vector and matrix extensions that decide which kernels
+    torch runs (bf16 and int8 matmuls are fast only with AVX-512-BF16/AMX), and torch's dispatch level."""
+    model, flags = None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and model is None:
+                model = value.strip()
+            elif name.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model_name": model, "isa": {flag: flag in flags for flag in ISA_FLAGS},
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "results" / "embedded-cpu" / "model",
@@ -294,6 +314,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
         "code_version": code_version(),
     }
     write_json(args.out, report)
