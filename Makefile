@@ -56,7 +56,7 @@ verify: $(STAMP)
 
 # After a rerun (`make run` on your machine): its numbers against the published ones as committed (git HEAD), each
 # identical, the same to the digits shown, inside the published 95% interval, or different; the changed conclusions;
-# the full comparison in results/<run_name>/paper/reproduction.json (src/caibase/reproduce.py).
+# the full comparison in results/<run_name>/reproduction.json (src/caibase/reproduce.py).
 compare: $(STAMP)
 	$(BIN)/python -m caibase.reproduce --configfile $(CONFIG) --published-rev HEAD
 

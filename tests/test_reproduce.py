@@ -99,7 +99,8 @@ def test_the_command_line_reads_the_baseline_from_git_and_exits_by_require(tmp_p
     assert main(["--configfile", "config.yaml", "--published-rev", "HEAD"]) == 0
     out = capsys.readouterr().out
     assert "14 numbers compared: 13 identical, 0 the same to the digits shown, 1 inside" in out
-    report = json.loads((repo / "results" / "ref" / "paper" / "reproduction.json").read_text())
+    report = json.loads((repo / "results" / "ref" / "reproduction.json").read_text())
+    assert sorted(p.name for p in (repo / "results" / "ref" / "paper").iterdir()) == ["published.json"]
     assert report["counts"]["within_ci"] == 1
     assert main(["--configfile", "config.yaml", "--published-rev", "HEAD", "--require", "within_ci"]) == 0
     assert main(["--configfile", "config.yaml", "--published-rev", "HEAD", "--require", "same_display"]) == 1

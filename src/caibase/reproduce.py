@@ -1,7 +1,7 @@
 """A rerun against the published numbers: what a reviewer who reran the pipeline on their own machine reproduced.
 
     make compare      # the committed paper/published.json (git HEAD) against the rerun's
-                      # results/<run_name>/paper/published.json, report in results/<run_name>/paper/reproduction.json
+                      # results/<run_name>/paper/published.json, report in results/<run_name>/reproduction.json
 
 `make verify` recomputes every published number from the records it was computed from; this module answers the next
 question, whether a *new run* gives the same numbers. Each published key falls in one class, the first that fits:
@@ -206,10 +206,10 @@ def _paths_from_config(args: argparse.Namespace) -> None:
     if not publish_dir and not args.published:
         raise ComparisonError(f"{args.configfile}: report.publish_dir is not set, so this config publishes no "
                               f"numbers to compare with; name them with --published")
-    paper = Path("results") / run_name / "paper"
+    run = Path("results") / run_name
     args.published = args.published or f"{publish_dir}/published.json"
-    args.rerun = args.rerun or str(paper / "published.json")
-    args.out = args.out or str(paper / "reproduction.json")
+    args.rerun = args.rerun or str(run / "paper" / "published.json")
+    args.out = args.out or str(run / "reproduction.json")  # beside, not in, the run's DVC-versioned paper/
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                         "a rerun of the reference config overwrites paper/ in the working tree")
     parser.add_argument("--rerun", help="the rerun's published.json (results/<run_name>/paper/)")
     parser.add_argument("--out", help="write the full comparison here (JSON; with --configfile by default "
-                        "results/<run_name>/paper/reproduction.json)")
+                        "results/<run_name>/reproduction.json)")
     parser.add_argument("--require", choices=("identical", "same_display", "within_ci"),
                         help="exit 1 unless every compared number is at least this close and no conclusion changed")
     args = parser.parse_args(argv)
